@@ -1,0 +1,85 @@
+# gpufleet.inference: development entry points.
+#
+#   make test       everything CI runs: set-up, lint, sanity, unit, molecule, summary
+#   make lint       yamllint, ansible-lint (production profile), changelog fragments
+#   make sanity     ansible-test sanity on a copy under ansible_collections/gpufleet/inference
+#   make unit       pytest: unit tests and the collection build/install test
+#   make molecule   every molecule scenario (SCENARIO=name for one)
+#
+# Set-up is part of each target that needs it and is skipped when already done:
+# a virtualenv with the pinned requirements, a Docker engine, the Compose v2
+# plugin and the locally built test host images.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+CACHE := $(CURDIR)/.cache
+RESULTS := $(CACHE)/results
+export PATH := $(BIN):$(PATH)
+export VENV
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
+export ANSIBLE_FORCE_COLOR := false
+export PY_COLORS := 0
+
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+SCENARIO ?= $(SCENARIOS)
+
+.PHONY: help venv docker images lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+$(VENV)/.installed: requirements/controller.txt requirements/dev.txt requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+docker: venv
+	scripts/ensure-docker.sh
+
+images: docker
+	scripts/build-test-images.sh
+
+yamllint: venv
+	@mkdir -p $(RESULTS)
+	yamllint --strict -f parsable . | tee $(RESULTS)/yamllint.txt
+
+ansible-lint: venv
+	@mkdir -p $(RESULTS)
+	ansible-lint --format pep8 --nocolor 2>&1 | tee $(RESULTS)/ansible-lint.txt
+
+changelog-lint: venv
+	antsibull-changelog lint
+
+lint: yamllint ansible-lint changelog-lint
+
+sanity: venv
+	scripts/sanity.sh
+
+unit: venv
+	@mkdir -p $(RESULTS)
+	pytest -p no:cacheprovider tests/unit tests/collection --junitxml=$(RESULTS)/unit.xml
+
+molecule: images
+	@mkdir -p $(RESULTS)
+	@rm -f $(RESULTS)/molecule-*.status
+	@for s in $(SCENARIO); do \
+	  echo "== molecule test -s $$s"; \
+	  start=$$(date +%s); \
+	  if molecule test -s $$s; then st=passed; else st=failed; fi; \
+	  echo "$$st $$(( $$(date +%s) - start ))" > $(RESULTS)/molecule-$$s.status; \
+	  [ $$st = passed ] || exit 1; \
+	done
+
+test:
+	scripts/run-all-checks.sh
+
+clean:
+	-for s in $(SCENARIOS); do $(BIN)/molecule destroy -s $$s; done
+	rm -rf $(CACHE) $(VENV) .ansible tests/output

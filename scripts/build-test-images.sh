@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build the images the molecule test bed needs, locally (no registry is
+# reachable on the test machines):
+#   gpufleet/debian:bookworm     debootstrap minbase, imported with `docker import`
+#   gpufleet/test-host:bookworm  systemd as PID 1 + python3 (tests/hosts/Dockerfile)
+# and save the base image to .cache/images/ so that test hosts can `docker load`
+# it into their own (nested) engine. Each image carries a label with the hash
+# of its inputs; an image whose inputs did not change is not rebuilt.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+SUITE=bookworm
+BASE_IMAGE=gpufleet/debian:$SUITE
+HOST_IMAGE=gpufleet/test-host:$SUITE
+IMAGES_DIR=$GPUFLEET_CACHE/images
+LABEL=org.gpufleet.inputs
+
+mkdir -p "$IMAGES_DIR"
+
+# --- base image -----------------------------------------------------------
+mirror=$(apt_mirror)
+base_hash=$(printf '%s %s %s\n' "$SUITE" "$mirror" "$(inputs_hash scripts/build-test-images.sh)" | sha256sum | cut -c1-16)
+if [ "$(image_label "$BASE_IMAGE" "$LABEL")" != "$base_hash" ]; then
+  log "building $BASE_IMAGE with debootstrap (about 30 s)"
+  command -v debootstrap >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  }
+  rootfs=$(mktemp -d "$GPUFLEET_CACHE/rootfs.XXXXXX")
+  trap 'rm -rf "$rootfs"' EXIT
+  debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror" >"$GPUFLEET_CACHE/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$GPUFLEET_CACHE/debootstrap.log"; die "debootstrap failed"; }
+  cat >"$rootfs/etc/apt/apt.conf.d/90gpufleet-test" <<'APT'
+Acquire::Languages "none";
+APT::Install-Recommends "false";
+APT
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import \
+    --change "LABEL $LABEL=$base_hash" --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+  rm -f "$IMAGES_DIR/debian-$SUITE.tar"
+fi
+if [ ! -s "$IMAGES_DIR/debian-$SUITE.tar" ]; then
+  docker save -o "$IMAGES_DIR/debian-$SUITE.tar" "$BASE_IMAGE"
+fi
+
+# --- systemd test host ----------------------------------------------------
+host_hash=$(printf '%s %s\n' "$base_hash" "$(inputs_hash tests/hosts/Dockerfile)" | sha256sum | cut -c1-16)
+if [ "$(image_label "$HOST_IMAGE" "$LABEL")" != "$host_hash" ]; then
+  log "building $HOST_IMAGE"
+  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "$LABEL=$host_hash" \
+    -t "$HOST_IMAGE" -f "$GPUFLEET_ROOT/tests/hosts/Dockerfile" "$GPUFLEET_ROOT/tests/hosts" >/dev/null
+fi
+log "ready: $BASE_IMAGE ($base_hash), $HOST_IMAGE ($host_hash), $IMAGES_DIR/debian-$SUITE.tar"

@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts under scripts/. Sourced, not executed.
+
+GPUFLEET_ROOT=${GPUFLEET_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+GPUFLEET_CACHE=${GPUFLEET_CACHE:-$GPUFLEET_ROOT/.cache}
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# The Debian mirror this machine's apt already uses, so that test images reach
+# the same mirror without naming one in the repository. GPUFLEET_APT_MIRROR wins.
+apt_mirror() {
+  if [ -n "${GPUFLEET_APT_MIRROR:-}" ]; then
+    echo "$GPUFLEET_APT_MIRROR"
+    return
+  fi
+  local uri
+  uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+        | awk '{print $2}' | grep -v -- '-security' | head -n1)
+  if [ -z "$uri" ]; then
+    uri=$(grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+          | awk '{print $2}' | grep -v -- '-security' | head -n1)
+  fi
+  [ -n "$uri" ] || die "no Debian mirror found in /etc/apt; set GPUFLEET_APT_MIRROR"
+  echo "$uri"
+}
+
+# sha256 of the given files' contents (and names), for "rebuild only when the inputs changed".
+inputs_hash() {
+  (cd "$GPUFLEET_ROOT" && sha256sum "$@") | sha256sum | cut -c1-16
+}
+
+# Label value of a local image, empty when the image is absent.
+image_label() {
+  docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test`: set up what is missing, run every check, print a summary.
+# Every check runs even when an earlier one failed, so that one run shows
+# everything that is wrong; the exit status is non-zero if anything failed.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$GPUFLEET_ROOT"
+
+RESULTS=$GPUFLEET_CACHE/results
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+: >"$RESULTS/stages.tsv"
+
+stage() {
+  local name=$1; shift
+  local start rc
+  start=$(date +%s)
+  echo "===== $name: $*"
+  "$@"
+  rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$(( $(date +%s) - start ))" >>"$RESULTS/stages.tsv"
+  return "$rc"
+}
+
+t0=$(date +%s)
+if stage setup make --no-print-directory venv docker images; then
+  stage yamllint make --no-print-directory yamllint
+  stage ansible-lint make --no-print-directory ansible-lint
+  stage changelog make --no-print-directory changelog-lint
+  stage sanity make --no-print-directory sanity
+  stage unit make --no-print-directory unit
+  stage molecule make --no-print-directory molecule
+fi
+echo "===== summary ($(( $(date +%s) - t0 )) s)"
+"${VENV:-$GPUFLEET_ROOT/.venv}/bin/python" "$GPUFLEET_ROOT/scripts/summary.py" "$RESULTS"
