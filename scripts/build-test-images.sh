@@ -7,6 +7,7 @@
 # it into their own (nested) engine. Each image carries a label with the hash
 # of its inputs; an image whose inputs did not change is not rebuilt.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SUITE=bookworm

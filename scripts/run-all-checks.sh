@@ -3,8 +3,9 @@
 # Every check runs even when an earlier one failed, so that one run shows
 # everything that is wrong; the exit status is non-zero if anything failed.
 set -uo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
-cd "$GPUFLEET_ROOT"
+cd "$GPUFLEET_ROOT" || exit 1
 
 RESULTS=$GPUFLEET_CACHE/results
 rm -rf "$RESULTS"

@@ -7,6 +7,7 @@
 # scripts/get-pip-standin.py takes the cached copy's place: it installs pip with
 # the interpreter's own ensurepip, then the packages ansible-test asked for.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 VENV=${VENV:-$GPUFLEET_ROOT/.venv}
