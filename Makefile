@@ -1,5 +1,6 @@
 # gpufleet.inference: development entry points.
 #
+#   make demo       this machine as a verified OpenAI-compatible endpoint (llama.cpp, Gemma 3 270M)
 #   make test       everything CI runs: set-up, lint, sanity, unit, molecule, summary
 #   make lint       yamllint, ansible-lint (production profile), changelog fragments
 #   make sanity     ansible-test sanity on a copy under ansible_collections/gpufleet/inference
@@ -28,10 +29,10 @@ export PY_COLORS := 0
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 SCENARIO ?= $(SCENARIOS)
 
-.PHONY: help venv docker images lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
+.PHONY: help demo venv docker images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: requirements/controller.txt requirements/dev.txt requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +68,10 @@ unit: venv
 	@mkdir -p $(RESULTS)
 	pytest -p no:cacheprovider tests/unit tests/collection --junitxml=$(RESULTS)/unit.xml
 
-molecule: images
+inputs: venv
+	scripts/fetch-demo-inputs.sh
+
+molecule: images inputs
 	@mkdir -p $(RESULTS)
 	@rm -f $(RESULTS)/molecule-*.status
 	@for s in $(SCENARIO); do \
@@ -77,6 +81,9 @@ molecule: images
 	  echo "$$st $$(( $$(date +%s) - start ))" > $(RESULTS)/molecule-$$s.status; \
 	  [ $$st = passed ] || exit 1; \
 	done
+
+demo: docker
+	scripts/demo.sh
 
 test:
 	scripts/run-all-checks.sh

