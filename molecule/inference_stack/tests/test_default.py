@@ -100,7 +100,9 @@ def test_one_image_built_with_the_recorded_inputs(host):
     assert labels["org.gpufleet.llamacpp.backend"] == "cpu"
     assert "-DGGML_NATIVE=OFF" in labels["org.gpufleet.llamacpp.cmake-flags"]
     assert images[0].endswith(labels["org.gpufleet.llamacpp.inputs-hash"][:12])
-    for tool in ("llama-server", "llama-cli", "llama-bench", "llama-quantize"):
+    shipped = host.check_output(f"docker run --rm --entrypoint ls {images[0]} /app/bin").split()
+    assert {"llama-server", "llama-cli", "llama-bench", "llama-quantize", "llama-gguf-split"} <= set(shipped)
+    for tool in ("llama-server", "llama-cli"):
         host.run_expect([0], f"docker run --rm --entrypoint {tool} {images[0]} --version")
 
 

@@ -12,19 +12,12 @@ from ansible_collections.gpufleet.inference.plugins.modules import docker_daemon
 from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock import (
     AnsibleExitJson,
     AnsibleFailJson,
-    patch_module_exits,
     set_module_args,
 )
 
 # What `nvidia-ctk runtime configure --runtime=docker` leaves in daemon.json.
 NVIDIA_RUNTIME = {"nvidia": {"args": [], "path": "nvidia-container-runtime"}}
 PAST = 1_600_000_000  # a fixed mtime in the past, so a rewrite cannot go unnoticed
-
-
-@pytest.fixture(autouse=True)
-def module_exits():
-    with patch_module_exits():
-        yield
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from ansible_collections.gpufleet.inference.tests.support.fake_openai import Fak
 from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock import (
     AnsibleExitJson,
     AnsibleFailJson,
-    patch_module_exits,
     set_module_args,
 )
 
@@ -26,12 +25,6 @@ N_TOKENS = len(split_tokens(REPLY))
 # The tests that measure use these; the others run with short delays.
 FIRST_TOKEN_DELAY = 0.15
 TOKEN_DELAY = 0.02
-
-
-@pytest.fixture(autouse=True)
-def module_exits():
-    with patch_module_exits():
-        yield
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,6 @@ from ansible_collections.gpufleet.inference.tests.support.fake_hub import FakeHu
 from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock import (  # noqa: E402
     AnsibleExitJson,
     AnsibleFailJson,
-    patch_module_exits,
     set_module_args,
 )
 
@@ -63,12 +62,6 @@ def git_blob(content):
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def module_exits():
-    with patch_module_exits():
-        yield
 
 
 @pytest.fixture(autouse=True)
