@@ -27,7 +27,8 @@ export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
-SCENARIO ?= $(SCENARIOS)
+# Empty: every scenario under molecule/.
+SCENARIO ?=
 
 .PHONY: help demo venv docker images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
 
@@ -72,15 +73,7 @@ inputs: venv
 	scripts/fetch-demo-inputs.sh
 
 molecule: images inputs
-	@mkdir -p $(RESULTS)
-	@rm -f $(RESULTS)/molecule-*.status
-	@for s in $(SCENARIO); do \
-	  echo "== molecule test -s $$s"; \
-	  start=$$(date +%s); \
-	  if molecule test -s $$s; then st=passed; else st=failed; fi; \
-	  echo "$$st $$(( $$(date +%s) - start ))" > $(RESULTS)/molecule-$$s.status; \
-	  [ $$st = passed ] || exit 1; \
-	done
+	scripts/molecule-scenarios.sh $(SCENARIO)
 
 demo: docker
 	scripts/demo.sh
