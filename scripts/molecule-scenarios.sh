@@ -18,7 +18,8 @@ mkdir -p "$RESULTS" "$PASSED"
 inputs_of() {
   {
     git ls-files -co --exclude-standard -- plugins roles playbooks galaxy.yml meta requirements \
-      .config/molecule tests/support tests/hosts scripts "molecule/$1" \
+      .config/molecule tests/support tests/hosts "molecule/$1" \
+      scripts/lib.sh scripts/build-test-images.sh scripts/fetch-demo-inputs.sh scripts/molecule-scenarios.sh \
       | LC_ALL=C sort | xargs -d '\n' sha256sum
     for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm; do
       echo "$image $(image_label "$image" org.gpufleet.inputs)"
