@@ -24,8 +24,10 @@ import http.client
 import json
 import os
 import posixpath
+import queue
 import shutil
 import stat
+import threading
 import time
 from urllib.error import HTTPError, URLError
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -33,6 +35,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from ansible.module_utils.urls import Request
 
 CHUNK_SIZE = 8 * 1024 * 1024
+SYNC_EVERY = 64 * 1024 * 1024  # bytes written between background flushes to disk
+WRITE_SIZE = 16 * 1024  # bytes per write(2): on ext4 with large folios (Linux 6.16+), page-sized writes
+# such as curl's 16 KiB were measured 2-3x faster into the page cache than 1-8 MiB ones (docs/benchmarks.md)
 RECORD_NAME = ".gpufleet-verified.json"
 LOCK_NAME = ".gpufleet-download.lock"
 RECORD_VERSION = 1
@@ -116,6 +121,123 @@ def hash_file(path, blob_size=None, chunk_size=CHUNK_SIZE, hasher=None):
                 break
             hasher.update(chunk)
     return hasher
+
+
+class StreamWriter:
+    """Hash and write a byte stream on two worker threads while the caller reads the next chunk.
+
+    ``hashlib`` and ``os.write`` release the GIL, so reading from the socket, hashing and writing
+    overlap: the caller fills buffers from a small pool (``take``, ``put``), the hash thread hashes
+    them in order and passes them on, the write thread writes them and hands them back. Writes go
+    out in ``WRITE_SIZE`` pieces. Every ``SYNC_EVERY`` bytes a third thread starts an ``fdatasync``,
+    so the data goes to disk during the transfer and the final ``fsync`` in ``close`` is short.
+    A write or sync error stops the stream and is raised by the next ``take`` or by ``close``;
+    ``close`` always waits for what was already put, so after an interrupted read the file holds
+    every byte that was received (the next run resumes from there).
+    """
+
+    def __init__(self, fd, hasher, chunk_size=CHUNK_SIZE, depth=4):
+        self.fd = fd
+        self.hasher = hasher
+        self.written = 0
+        self.error = None
+        self._free = queue.Queue()
+        for dummy in range(depth):
+            self._free.put(bytearray(chunk_size))
+        self._to_hash = queue.Queue()
+        self._to_write = queue.Queue()
+        self._synced = 0
+        self._syncer = None
+        self._threads = [threading.Thread(target=self._hash_loop, name="model_download-hash", daemon=True),
+                         threading.Thread(target=self._write_loop, name="model_download-write", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def take(self):
+        """A free buffer to read into."""
+        buf = self._free.get()
+        self._raise()
+        return buf
+
+    def put(self, buf, size):
+        """Hash and write the first ``size`` bytes of ``buf`` (from ``take``), after those put before."""
+        self._to_hash.put((buf, size))
+
+    def close(self):
+        """Wait for the workers, then fsync; raises the first error (OSError)."""
+        self._to_hash.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._syncer is not None:
+            self._syncer.join()
+        if self.error is None:
+            try:
+                os.fsync(self.fd)
+            except OSError as exc:
+                self.error = exc
+        self._raise()
+
+    def _raise(self):
+        if self.error is not None:
+            raise self.error
+
+    def _hash_loop(self):
+        while True:
+            item = self._to_hash.get()
+            if item is not None and self.error is None:
+                self.hasher.update(memoryview(item[0])[:item[1]])
+            self._to_write.put(item)
+            if item is None:
+                return
+
+    def _write_loop(self):
+        while True:
+            item = self._to_write.get()
+            if item is None:
+                return
+            buf, size = item
+            if self.error is None:
+                try:
+                    view = memoryview(buf)[:size]
+                    while view:
+                        view = view[os.write(self.fd, view[:WRITE_SIZE]):]
+                    self.written += size
+                    self._sync_now_and_then()
+                except OSError as exc:
+                    self.error = exc
+            self._free.put(buf)
+
+    def _sync_now_and_then(self):
+        if self.written - self._synced < SYNC_EVERY or (self._syncer is not None and self._syncer.is_alive()):
+            return
+        self._synced = self.written
+        self._syncer = threading.Thread(target=self._sync, name="model_download-sync", daemon=True)
+        self._syncer.start()
+
+    def _sync(self):
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            self.error = self.error or exc  # the kernel reports a writeback error once: keep it for close()
+
+
+def read_into(reader, buf):
+    """Fill ``buf`` from ``reader.readinto``: ``(byte count, error)``.
+
+    The count is short only at the end of the stream or on an error; the error (OSError or
+    HTTPException) is returned, not raised, so that the bytes that arrived before it are kept.
+    """
+    view = memoryview(buf)
+    filled = 0
+    while filled < len(buf):
+        try:
+            count = reader.readinto(view[filled:])
+        except (OSError, http.client.HTTPException) as exc:
+            return filled, exc
+        if not count:
+            break
+        filled += count
+    return filled, None
 
 
 class FileSpec:
@@ -580,16 +702,20 @@ class Downloader:
         hasher = spec.new_hasher()
         started = time.monotonic()
         try:
-            with open(spec.src, "rb") as source, open(part, "wb") as target:
-                while True:
-                    chunk = source.read(self.chunk_size)
-                    if not chunk:
-                        break
-                    target.write(chunk)
-                    hasher.update(chunk)
-                    self.bytes_fetched += len(chunk)
-                target.flush()
-                os.fsync(target.fileno())
+            with open(spec.src, "rb") as source, open(part, "wb", buffering=0) as target:
+                writer = StreamWriter(target.fileno(), hasher, self.chunk_size)
+                try:
+                    while True:
+                        buf = writer.take()
+                        count, error = read_into(source, buf)
+                        if error is not None:
+                            raise error
+                        if not count:
+                            break
+                        writer.put(buf, count)
+                finally:
+                    writer.close()
+                    self.bytes_fetched += writer.written
         except OSError as exc:
             _remove(part)
             raise DownloadError("%s: copying %s failed: %s" % (spec.name, spec.src, _reason(exc)))
@@ -633,19 +759,21 @@ class Downloader:
         failure = None
         started = time.monotonic()
         try:
-            with open(part, "ab" if offset else "wb") as target:
+            with open(part, "ab" if offset else "wb", buffering=0) as target:
+                writer = StreamWriter(target.fileno(), hasher, self.chunk_size)
                 try:
                     while True:
-                        chunk = response.read(self.chunk_size)
-                        if not chunk:
+                        buf = writer.take()
+                        count, error = read_into(response, buf)
+                        if count:
+                            writer.put(buf, count)
+                            received += count
+                        if error is not None:
+                            failure = _reason(error)
+                        if error is not None or not count:
                             break
-                        target.write(chunk)
-                        hasher.update(chunk)
-                        received += len(chunk)
-                except (OSError, http.client.HTTPException) as exc:
-                    failure = _reason(exc)
-                target.flush()
-                os.fsync(target.fileno())
+                finally:
+                    writer.close()  # an error writing the file (disk full, I/O) propagates from here
         finally:
             response.close()
             self.bytes_fetched += received

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,8 +22,10 @@ from ansible_collections.gpufleet.inference.plugins.module_utils._download impor
     Hasher,
     HttpClient,
     Record,
+    StreamWriter,
     hash_file,
     human_size,
+    read_into,
     safe_name,
 )
 from ansible_collections.gpufleet.inference.tests.support.fake_hub import FakeHub, parse_range
@@ -88,6 +91,57 @@ def test_hash_file_continues_a_hasher(tmp_path):
     hasher = Hasher()
     hasher.update(b"hello ")
     assert hash_file(str(path), chunk_size=2, hasher=hasher).sha256_hex == hashlib.sha256(b"hello world").hexdigest()
+
+
+def test_stream_writer_writes_and_hashes_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(_download, "WRITE_SIZE", 5)
+    monkeypatch.setattr(_download, "SYNC_EVERY", 64)  # background syncs happen during the stream too
+    content = os.urandom(10007)
+    path = tmp_path / "out"
+    with open(path, "wb", buffering=0) as target:
+        writer = StreamWriter(target.fileno(), Hasher(), chunk_size=97, depth=2)
+        for start in range(0, len(content), 97):
+            buf = writer.take()
+            piece = content[start:start + 97]
+            buf[:len(piece)] = piece
+            writer.put(buf, len(piece))
+        writer.close()
+    assert path.read_bytes() == content
+    assert writer.written == len(content)
+    assert writer.hasher.sha256_hex == hashlib.sha256(content).hexdigest()
+
+
+def test_stream_writer_raises_a_write_error_from_close():
+    with open("/dev/full", "wb", buffering=0) as target:
+        writer = StreamWriter(target.fileno(), Hasher(), chunk_size=4096)
+        buf = writer.take()
+        writer.put(buf, 4096)
+        with pytest.raises(OSError) as exc:
+            writer.close()
+    assert exc.value.errno == errno.ENOSPC
+    assert writer.written == 0
+
+
+class _Flaky:
+    """A reader that hands out ``data`` in pieces of 3 bytes, then raises ``error``."""
+
+    def __init__(self, data, error):
+        self.data, self.error = data, error
+
+    def readinto(self, view):
+        if not self.data:
+            raise self.error
+        piece, self.data = self.data[:3], self.data[3:]
+        view[:len(piece)] = piece
+        return len(piece)
+
+
+def test_read_into_keeps_the_bytes_that_came_before_an_error():
+    buf = bytearray(16)
+    error = ConnectionResetError("reset by peer")
+    count, got = read_into(_Flaky(b"abcdefg", error), buf)
+    assert (count, got) == (7, error)
+    assert bytes(buf[:7]) == b"abcdefg"
 
 
 def test_filespec_accepts_and_mismatch():
