@@ -112,6 +112,66 @@ def llamacpp_cmake_flags(backend, cuda_architectures=None, hip_targets=None, web
     return [f"-D{name}={value}" for name, value in flags.items()]
 
 
+AMD_BACKENDS = ("rocm", "vulkan")
+
+
+def _archs(value):
+    """``'121'``, ``'90;120'``, ``['90', '121']`` -> ``['121']``, ``['90', '120']``, ... (as strings, in order, unique)."""
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", ";").split(";")
+    out = []
+    for item in items:
+        item = str(item).strip()
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+def llamacpp_build_plan(gpu, backend="auto", amd_backend="rocm", cuda_architectures="", hip_targets=""):
+    """What to build llama.cpp for: ``{backend, cuda_architectures, hip_targets, reason}``.
+
+    ``gpu`` is the ``gpufleet_gpu`` fact of gpu_facts (or empty). ``backend`` ``auto`` follows it: NVIDIA -> cuda for
+    the GPUs' architectures, AMD -> ``amd_backend`` (rocm for the GPUs' gfx targets, or vulkan), no GPU -> cpu.
+    An explicit backend, architectures or targets from the inventory win over the facts. A GPU that the host has but
+    whose driver is not loaded is an error in ``auto`` mode, so that a GPU host never gets a CPU build by accident.
+    """
+    gpu = gpu or {}
+    vendor = gpu.get("vendor", "none")
+    if amd_backend not in AMD_BACKENDS:
+        raise AnsibleFilterError(f"llamacpp_image_amd_backend must be one of {', '.join(AMD_BACKENDS)} (got {amd_backend!r})")
+    if backend == "auto":
+        if vendor == "nvidia":
+            chosen, reason = "cuda", f"gpu_facts: NVIDIA {', '.join(sorted({d.get('name') or '?' for d in gpu.get('devices', [])}))}"
+        elif vendor == "amd":
+            chosen, reason = amd_backend, f"gpu_facts: AMD {', '.join(gpu.get('hip_targets') or []) or 'GPU'}"
+        elif gpu.get("unusable_devices"):
+            raise AnsibleFilterError(
+                "llamacpp_image_backend is auto, but the host's GPU is not usable: %s. Install or load its driver "
+                "(the nvidia_driver / rocm roles, then reboot), or set llamacpp_image_backend explicitly (cpu to build "
+                "without the GPU)." % (gpu.get("reason") or "gpu_facts found a GPU without a driver"))
+        else:
+            chosen, reason = "cpu", "gpu_facts: no GPU" + (f" ({gpu['reason']})" if gpu.get("reason") else "")
+    elif backend in BACKENDS:
+        chosen, reason = backend, "llamacpp_image_backend"
+    else:
+        raise AnsibleFilterError(f"llamacpp_image_backend must be auto or one of {', '.join(BACKENDS)} (got {backend!r})")
+    plan = {"backend": chosen, "cuda_architectures": "", "hip_targets": "", "reason": reason}
+    if chosen == "cuda":
+        archs = _archs(cuda_architectures) or (_archs(gpu.get("cuda_architectures")) if vendor == "nvidia" else [])
+        if not archs:
+            raise AnsibleFilterError("llamacpp_image_cuda_architectures must be set for the cuda backend when gpu_facts "
+                                     "does not report the GPUs' compute capability (121 for GB10, 90 for H100)")
+        plan["cuda_architectures"] = ";".join(archs)
+    elif chosen == "rocm":
+        targets = _archs(hip_targets) or (_archs(gpu.get("hip_targets")) if vendor == "amd" else [])
+        if not targets:
+            raise AnsibleFilterError("llamacpp_image_hip_targets must be set for the rocm backend when gpu_facts does not "
+                                     "report the GPUs' gfx targets (gfx1151 for Strix Halo)")
+        plan["hip_targets"] = ";".join(targets)
+    return plan
+
+
 class FilterModule:
     def filters(self):
-        return {"llamacpp_cmake_flags": llamacpp_cmake_flags}
+        return {"llamacpp_cmake_flags": llamacpp_cmake_flags, "llamacpp_build_plan": llamacpp_build_plan}

@@ -16,6 +16,11 @@ description:
     a published port bound to its bind address (default C(127.0.0.1)), a healthcheck on the engine's C(/health) whose
     start period covers the model's load time, and a restart policy.
   - The companion filter C(inference_services_errors) lists what is wrong with the services before anything is rendered.
+  - The companion filter C(inference_device_wiring) gives the GPU wiring for the image's backend, as the vendors' guides
+    use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver: nvidia), C(count: all), C(capabilities: [gpu])) or
+    the CDI device C(nvidia.com/gpu=all), and C(GGML_CUDA_ENABLE_UNIFIED_MEMORY=1) on unified-memory hosts (GB10).
+    AMD (C(rocm)) - the devices C(/dev/kfd) and C(/dev/dri) and the host's C(video) and C(render) group ids as
+    numbers (the image has no such groups). Vulkan - C(/dev/dri) and the same groups. CPU - nothing.
 options:
   _input:
     description: The services (see the inference_stack role's argument spec for their keys).
@@ -25,7 +30,8 @@ options:
   settings:
     description:
       - C(images) (engine name to image reference), C(models_dir), C(secrets_dir), C(model_sizes)
-        (service name to model file size in bytes), C(project).
+        (service name to model file size in bytes), C(project), and C(device): the Compose keys that give each
+        service the host's GPU, from the companion filter C(inference_device_wiring).
     type: dict
     required: true
 """
@@ -103,6 +109,49 @@ def inference_services_errors(services, models):
     return errors
 
 
+NVIDIA_DEVICE_MODES = ("reservation", "cdi")
+
+
+def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", group_ids=None, environment=None):
+    """The Compose keys that give a service the host's GPU for an image built for ``backend``.
+
+    ``gpu`` is the ``gpufleet_gpu`` fact (for unified memory), ``group_ids`` the host's numeric ids of the groups
+    that own the GPU device nodes (video, render), ``environment`` more variables for the engine (for example
+    ``HSA_OVERRIDE_GFX_VERSION`` when the inventory sets one).
+    """
+    gpu = gpu or {}
+    wiring = {}
+    env = {}
+    if backend == "cuda":
+        if nvidia_devices not in NVIDIA_DEVICE_MODES:
+            raise AnsibleFilterError(f"inference_stack_nvidia_devices must be one of {', '.join(NVIDIA_DEVICE_MODES)} "
+                                     f"(got {nvidia_devices!r})")
+        if nvidia_devices == "cdi":
+            wiring["devices"] = ["nvidia.com/gpu=all"]
+        else:
+            wiring["deploy"] = {"resources": {"reservations": {"devices": [
+                {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}}
+        if gpu.get("unified_memory"):
+            # GB10: CUDA allocations may use all of the shared system memory, not only what the driver calls VRAM.
+            env["GGML_CUDA_ENABLE_UNIFIED_MEMORY"] = "1"
+    elif backend in ("rocm", "vulkan"):
+        wiring["devices"] = (["/dev/kfd"] if backend == "rocm" else []) + ["/dev/dri"]
+        gids = []
+        for gid in group_ids or []:
+            if isinstance(gid, bool) or not str(gid).isdigit():
+                raise AnsibleFilterError(f"inference_device_wiring: group ids must be numbers (got {gid!r})")
+            if str(int(gid)) not in gids:
+                gids.append(str(int(gid)))
+        if gids:
+            wiring["group_add"] = gids
+    elif backend != "cpu":
+        raise AnsibleFilterError(f"inference_device_wiring: unknown backend {backend!r}")
+    env.update({str(k): str(v) for k, v in (environment or {}).items() if v not in (None, "")})
+    if env:
+        wiring["environment"] = env
+    return wiring
+
+
 def start_period(size_bytes):
     """Health-check start period, in seconds, for a model file of ``size_bytes``."""
     gib = max(0, int(size_bytes or 0)) / 2**30
@@ -130,13 +179,15 @@ def _llamacpp(service, settings):
         command += ["--n-gpu-layers", str(service["gpu_layers"])]
     command += [str(arg) for arg in service.get("args", [])]
     size = settings.get("model_sizes", {}).get(name, 0)
+    device = settings.get("device") or {}
     return {
         "image": settings["images"]["llamacpp"],
         "command": command,
         "ports": [f"{service.get('bind_address', '127.0.0.1')}:{port}:{port}"],
         "volumes": [f"{settings['models_dir']}/{model}:/models/{model}:ro"],
         "secrets": [f"{name}_api_key"],
-        "environment": dict(service.get("environment", {})),
+        "environment": dict(device.get("environment", {}), **service.get("environment", {})),
+        **{key: device[key] for key in ("devices", "group_add", "deploy") if key in device},
         "healthcheck": {
             "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"],
             "interval": "10s",
@@ -172,4 +223,5 @@ class FilterModule:
         return {
             "inference_compose": inference_compose,
             "inference_services_errors": inference_services_errors,
+            "inference_device_wiring": inference_device_wiring,
         }
