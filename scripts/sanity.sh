@@ -37,9 +37,16 @@ mkdir -p "$COPY"
 cd "$COPY"
 git init -q . && git add -A >/dev/null
 
+# ansible-test takes a directory target only with its trailing slash.
+targets=()
+for target in "$@"; do
+  if [[ $target != -* && -d $target && $target != */ ]]; then target=$target/; fi
+  targets+=("$target")
+done
+
 set +e
 "$VENV/bin/ansible-test" sanity --venv --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-  --color no --truncate 0 "$@" 2>&1 | tee "${GPUFLEET_SANITY_LOG:-$RESULTS/sanity.txt}"
+  --color no --truncate 0 "${targets[@]}" 2>&1 | tee "${GPUFLEET_SANITY_LOG:-$RESULTS/sanity.txt}"
 rc=${PIPESTATUS[0]}
 set -e
 exit "$rc"
