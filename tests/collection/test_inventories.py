@@ -1,0 +1,62 @@
+"""The shipped inventories pass the inventory check of site.yml, and a broken one is stopped by it.
+
+playbooks/check_inventory.yml is site.yml's first play; it connects to no host, so it runs here against
+inventory/example (DGX Spark and Strix Halo hosts that do not exist) as a user's CI would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def ansible(tool, *args):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    return subprocess.run([str(BIN / tool), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("inventory", ["inventory/example", "inventory/demo"])
+def test_shipped_inventories_pass_the_check(inventory):
+    proc = ansible("ansible-playbook", "-i", inventory, "playbooks/check_inventory.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "failed=0" in proc.stdout
+
+
+def test_example_inventory_sets_each_group_up_for_its_gpu():
+    proc = ansible("ansible-inventory", "-i", "inventory/example", "--list")
+    assert proc.returncode == 0, proc.stderr
+    hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    spark, strix = hostvars["spark-01.example.net"], hostvars["strix-01.example.net"]
+    assert spark["gpufleet_platform"] == "dgx_spark" and spark["preflight_require_gpu"] == "nvidia"
+    assert spark["nvidia_driver_branch"] == "580"
+    assert strix["gpufleet_platform"] == "strix_halo" and strix["preflight_require_gpu"] == "amd"
+    assert strix["llamacpp_image_amd_backend"] == "rocm"
+    # The Q4 and Q8 services of one model family: two ports, one models directory.
+    assert [s["port"] for s in strix["gpufleet_services"]] == [8080, 8081]
+
+
+SERVICES_CLASH = {"gpufleet_services": [{"name": "a", "model": "m", "port": 8000}, {"name": "b", "model": "m", "port": 8000}]}
+UNKNOWN_PLATFORM = {"gpufleet_platform": "dgx-spark", "gpufleet_services": [{"name": "a", "model": "m", "port": 8000}]}
+
+
+@pytest.mark.parametrize("broken, message", [
+    (SERVICES_CLASH, "gpufleet_services[1] (b).port 8000 is already published by gpufleet_services[0]"),
+    (UNKNOWN_PLATFORM, "gpufleet_platform must be dgx_spark, strix_halo, nvidia, amd or cpu (got dgx-spark)"),
+])
+def test_a_broken_inventory_is_stopped_naming_the_variable(tmp_path, broken, message):
+    inventory = tmp_path / "hosts.yml"
+    variables = dict({"gpufleet_models": [{"name": "m", "hf": {"repo": "o/r"}}]}, **broken)
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"spark-09.example.net": None}, "vars": variables}}))
+    proc = ansible("ansible-playbook", "-i", str(inventory), "playbooks/check_inventory.yml")
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
