@@ -17,7 +17,7 @@ description:
     start period covers the model's load time, and a restart policy.
   - The companion filter C(inference_services_errors) lists what is wrong with the services before anything is rendered.
   - The companion filter C(inference_device_wiring) gives the GPU wiring for the image's backend, as the vendors' guides
-    use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver: nvidia), C(count: all), C(capabilities: [gpu])) or
+    use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver=nvidia), C(count=all), C(capabilities=[gpu])) or
     the CDI device C(nvidia.com/gpu=all), and C(GGML_CUDA_ENABLE_UNIFIED_MEMORY=1) on unified-memory hosts (GB10).
     AMD (C(rocm)) - the devices C(/dev/kfd) and C(/dev/dri) and the host's C(video) and C(render) group ids as
     numbers (the image has no such groups). Vulkan - C(/dev/dri) and the same groups. CPU - nothing.
@@ -30,7 +30,7 @@ options:
   settings:
     description:
       - C(images) (engine name to image reference), C(models_dir), C(secrets_dir), C(model_sizes)
-        (service name to model file size in bytes), C(project), and C(device): the Compose keys that give each
+        (service name to model file size in bytes), C(project), and C(device) - the Compose keys that give each
         service the host's GPU, from the companion filter C(inference_device_wiring).
     type: dict
     required: true
