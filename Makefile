@@ -31,7 +31,7 @@ SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 # Empty: every scenario under molecule/.
 SCENARIO ?=
 
-.PHONY: help demo bench venv docker images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
+.PHONY: help demo bench venv docker images engine-images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -73,7 +73,11 @@ unit: venv
 inputs: venv
 	scripts/fetch-demo-inputs.sh
 
-molecule: images inputs
+# The llama.cpp images the scenarios serve (cpu, vulkan), built once through the llamacpp_image role.
+engine-images: images inputs
+	scripts/build-engine-images.sh
+
+molecule: engine-images
 	scripts/molecule-scenarios.sh $(SCENARIO)
 
 demo: docker

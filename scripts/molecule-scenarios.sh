@@ -18,12 +18,14 @@ mkdir -p "$RESULTS" "$PASSED"
 inputs_of() {
   {
     git ls-files -co --exclude-standard -- plugins roles playbooks galaxy.yml meta requirements \
-      .config/molecule tests/support tests/hosts "molecule/$1" \
+      .config/molecule tests/support tests/hosts tests/images "molecule/$1" \
       scripts/lib.sh scripts/build-test-images.sh scripts/fetch-demo-inputs.sh scripts/molecule-scenarios.sh \
+      scripts/build-engine-images.sh \
       | LC_ALL=C sort | xargs -d '\n' sha256sum
-    for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm; do
+    for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm gpufleet/vulkan-build:bookworm; do
       echo "$image $(image_label "$image" org.gpufleet.inputs)"
     done
+    cat "$GPUFLEET_CACHE"/images/llamacpp-*.ref 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1
 }
 

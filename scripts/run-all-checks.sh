@@ -30,6 +30,7 @@ if stage setup make --no-print-directory venv docker images; then
   stage changelog make --no-print-directory changelog-lint
   stage sanity make --no-print-directory sanity
   stage unit make --no-print-directory unit
+  stage engine-images make --no-print-directory engine-images
   stage molecule make --no-print-directory molecule
 fi
 echo "===== summary ($(( $(date +%s) - t0 )) s)"

@@ -80,6 +80,9 @@ def main(results: Path) -> int:
     else:
         add("pytest (unit + collection build)", False, "no results")
 
+    add("engine images", stage_ok("engine-images"),
+        f"llama.cpp cpu and vulkan images through the llamacpp_image role, built and checked ({stage_detail('engine-images')})")
+
     scenarios = sorted(p.parent.name for p in Path("molecule").glob("*/molecule.yml"))
     for scenario in scenarios:
         status = lines(results / f"molecule-{scenario}.status")

@@ -15,8 +15,10 @@ description:
     (C(cpu), C(cuda), C(rocm), C(vulkan)), the way llama.cpp's own container recipes set them.
   - Every build is portable (C(GGML_NATIVE=OFF)), leaves out tests and examples, and does not download the web UI
     at build time unless O(web_ui=true).
-  - C(cuda) builds for O(cuda_architectures) (for example C(121) for GB10 / DGX Spark, C(90) for H100), with
-    C(GGML_BACKEND_DL) so the CPU code and the CUDA code load as backends. C(GGML_CUDA_ENABLE_UNIFIED_MEMORY) is a
+  - Every backend, the CPU one included, is built as a library that ggml loads at start-up (C(GGML_BACKEND_DL)),
+    and the CPU code once per instruction-set level (C(GGML_CPU_ALL_VARIANTS)); ggml picks the best one the CPU
+    runs. ggml looks for these libraries in the directory of the executable.
+  - C(cuda) builds for O(cuda_architectures) (for example C(121) for GB10 / DGX Spark, C(90) for H100). C(GGML_CUDA_ENABLE_UNIFIED_MEMORY) is a
     runtime environment variable, not a build flag, and is not set here.
   - C(rocm) builds HIP code for O(hip_targets) (C(gfx1151) for Strix Halo).
 options:
@@ -53,7 +55,12 @@ _value:
   elements: str
 """
 
+import json
+import re
+
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gpufleet.inference.plugins.module_utils import _llamacpp_log
 
 
 BACKENDS = ("cpu", "cuda", "rocm", "vulkan")
@@ -80,6 +87,10 @@ def llamacpp_cmake_flags(backend, cuda_architectures=None, hip_targets=None, web
         "LLAMA_BUILD_EXAMPLES": "OFF",
         "LLAMA_BUILD_UI": "OFF",
         "LLAMA_USE_PREBUILT_UI": "ON" if web_ui else "OFF",
+        # Every backend, the CPU one too, is a library loaded at start-up (from the executable's directory), and
+        # the CPU code is built once per instruction-set level; ggml loads the best one the host's CPU runs.
+        "GGML_BACKEND_DL": "ON",
+        "GGML_CPU_ALL_VARIANTS": "ON",
     }
     if backend == "cuda":
         if not cuda_architectures:
@@ -87,8 +98,6 @@ def llamacpp_cmake_flags(backend, cuda_architectures=None, hip_targets=None, web
         flags.update({
             "GGML_CUDA": "ON",
             "CMAKE_CUDA_ARCHITECTURES": str(cuda_architectures),
-            "GGML_BACKEND_DL": "ON",
-            "GGML_CPU_ALL_VARIANTS": "ON",
             # libcuda.so comes from the driver at run time; the build links against the toolkit's stub.
             "CMAKE_EXE_LINKER_FLAGS": "-Wl,--allow-shlib-undefined",
         })
@@ -99,11 +108,9 @@ def llamacpp_cmake_flags(backend, cuda_architectures=None, hip_targets=None, web
             "GGML_HIP": "ON",
             "AMDGPU_TARGETS": str(hip_targets),
             "GPU_TARGETS": str(hip_targets),
-            "GGML_BACKEND_DL": "ON",
-            "GGML_CPU_ALL_VARIANTS": "ON",
         })
     elif backend == "vulkan":
-        flags.update({"GGML_VULKAN": "ON", "GGML_BACKEND_DL": "ON", "GGML_CPU_ALL_VARIANTS": "ON"})
+        flags["GGML_VULKAN"] = "ON"
     for item in _normalise_extra(extra):
         name, sep, value = item.partition("=")
         if not sep:
@@ -128,18 +135,38 @@ def _archs(value):
     return out
 
 
+# CMAKE_CUDA_ARCHITECTURES entries: 121, 90a, 100f, 120-real, 90-virtual, or CMake's all / all-major / native.
+CUDA_ARCH_RE = re.compile(r"^(?:[1-9][0-9]{1,2}[af]?(?:-real|-virtual)?|all|all-major|native)$")
+# AMD GPU targets: gfx1151, gfx90a, gfx942, gfx11-generic, gfx10-3-generic, with feature flags (gfx90a:xnack-).
+GFX_TARGET_RE = re.compile(r"^gfx(?:[0-9]{3,4}|[0-9]{2}[a-f]|[0-9]{1,2}(?:-[0-9])?-generic)(?::[a-z0-9]+[+-])*$")
+
+
+def _checked(values, pattern, variable, example):
+    wrong = [v for v in values if not pattern.match(v)]
+    if wrong:
+        raise AnsibleFilterError(f"{variable}: {', '.join(repr(w) for w in wrong)} "
+                                 f"{'is' if len(wrong) == 1 else 'are'} not {example}")
+    return values
+
+
 def llamacpp_build_plan(gpu, backend="auto", amd_backend="rocm", cuda_architectures="", hip_targets=""):
     """What to build llama.cpp for: ``{backend, cuda_architectures, hip_targets, reason}``.
 
     ``gpu`` is the ``gpufleet_gpu`` fact of gpu_facts (or empty). ``backend`` ``auto`` follows it: NVIDIA -> cuda for
     the GPUs' architectures, AMD -> ``amd_backend`` (rocm for the GPUs' gfx targets, or vulkan), no GPU -> cpu.
-    An explicit backend, architectures or targets from the inventory win over the facts. A GPU that the host has but
-    whose driver is not loaded is an error in ``auto`` mode, so that a GPU host never gets a CPU build by accident.
+    An explicit backend, architectures or targets from the inventory win over the facts, but a backend the host
+    cannot run (cuda without an NVIDIA GPU, rocm without an AMD GPU) is refused, and so is an architecture that is
+    not a CUDA architecture or a target that is not a gfx target. A GPU that the host has but whose driver is not
+    loaded is an error in ``auto`` mode, so that a GPU host never gets a CPU build by accident.
     """
     gpu = gpu or {}
     vendor = gpu.get("vendor", "none")
     if amd_backend not in AMD_BACKENDS:
         raise AnsibleFilterError(f"llamacpp_image_amd_backend must be one of {', '.join(AMD_BACKENDS)} (got {amd_backend!r})")
+    cuda_archs = _checked(_archs(cuda_architectures), CUDA_ARCH_RE, "llamacpp_image_cuda_architectures",
+                          "a CUDA architecture (121 for GB10, 90 for H100, 120 for RTX 50xx)")
+    gfx_targets = _checked(_archs(hip_targets), GFX_TARGET_RE, "llamacpp_image_hip_targets",
+                           "an AMD gfx target (gfx1151 for Strix Halo, gfx942 for MI300)")
     if backend == "auto":
         if vendor == "nvidia":
             chosen, reason = "cuda", f"gpu_facts: NVIDIA {', '.join(sorted({d.get('name') or '?' for d in gpu.get('devices', [])}))}"
@@ -154,17 +181,24 @@ def llamacpp_build_plan(gpu, backend="auto", amd_backend="rocm", cuda_architectu
             chosen, reason = "cpu", "gpu_facts: no GPU" + (f" ({gpu['reason']})" if gpu.get("reason") else "")
     elif backend in BACKENDS:
         chosen, reason = backend, "llamacpp_image_backend"
+        needs = {"cuda": ("nvidia", "NVIDIA GPU"), "rocm": ("amd", "AMD GPU")}.get(backend)
+        if needs and vendor != needs[0]:
+            found = f"gpu_facts: {gpu.get('reason') or 'vendor ' + vendor}" if vendor != "none" or gpu.get("reason") \
+                else "gpu_facts found no GPU"
+            raise AnsibleFilterError(
+                f"llamacpp_image_backend is {backend}, but this host has no {needs[1]} that a driver serves ({found}); "
+                f"the image could not run here. Use cpu or vulkan, auto, or install the driver first.")
     else:
         raise AnsibleFilterError(f"llamacpp_image_backend must be auto or one of {', '.join(BACKENDS)} (got {backend!r})")
     plan = {"backend": chosen, "cuda_architectures": "", "hip_targets": "", "reason": reason}
     if chosen == "cuda":
-        archs = _archs(cuda_architectures) or (_archs(gpu.get("cuda_architectures")) if vendor == "nvidia" else [])
+        archs = cuda_archs or (_archs(gpu.get("cuda_architectures")) if vendor == "nvidia" else [])
         if not archs:
             raise AnsibleFilterError("llamacpp_image_cuda_architectures must be set for the cuda backend when gpu_facts "
                                      "does not report the GPUs' compute capability (121 for GB10, 90 for H100)")
         plan["cuda_architectures"] = ";".join(archs)
     elif chosen == "rocm":
-        targets = _archs(hip_targets) or (_archs(gpu.get("hip_targets")) if vendor == "amd" else [])
+        targets = gfx_targets or (_archs(gpu.get("hip_targets")) if vendor == "amd" else [])
         if not targets:
             raise AnsibleFilterError("llamacpp_image_hip_targets must be set for the rocm backend when gpu_facts does not "
                                      "report the GPUs' gfx targets (gfx1151 for Strix Halo)")
@@ -172,6 +206,116 @@ def llamacpp_build_plan(gpu, backend="auto", amd_backend="rocm", cuda_architectu
     return plan
 
 
+def _split_reference(reference):
+    """``ubuntu:24.04`` -> (``ubuntu``, ``24.04``, None); ``nvcr.io/nvidia/vllm@sha256:ab`` -> (..., None, ``sha256:ab``)."""
+    name, _at, digest = reference.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1:], digest or None
+    return name, None, digest or None
+
+
+def image_pin(images, reference):
+    """How a Dockerfile names the base image ``reference``, pinned to what the host has: ``{ref, id, digest}``.
+
+    ``images`` is ``docker_image_info``'s list. A reference that already has a digest stays as it is. An image that
+    came from a registry is named ``name:tag@sha256:...`` (the digest wins, the tag stays for the reader). An image
+    that never came from a registry (built or imported locally) has no digest: it keeps its name, and its image id
+    stands for its content in ``id``.
+    """
+    repo, tag, digest = _split_reference(reference)
+    if digest:
+        return {"ref": reference, "id": digest, "digest": digest}
+    tagged = f"{repo}:{tag or 'latest'}"
+    for image in images or []:
+        tags = image.get("RepoTags") or []
+        if tagged not in tags and reference not in tags:
+            continue
+        for repo_digest in image.get("RepoDigests") or []:
+            digest_repo, _tag, found = _split_reference(repo_digest)
+            if digest_repo == repo and found:
+                return {"ref": f"{tagged}@{found}", "id": found, "digest": found}
+        return {"ref": reference, "id": image.get("Id"), "digest": None}
+    raise AnsibleFilterError(f"image_pin: the base image {reference!r} is not on the host")
+
+
+# The GPU device names each backend's ggml library registers (CUDA0, ROCm0, Vulkan0).
+DEVICE_PREFIX = {"cuda": "CUDA", "rocm": "ROCm", "vulkan": "Vulkan"}
+_SECTION = re.compile(r"^=== (?P<name>devices|bench|bench json)(?: rc=(?P<rc>\d+))?\s*$")
+
+
+def _sections(output):
+    sections, codes, current = {}, {}, None
+    for line in (output or "").splitlines():
+        match = _SECTION.match(line)
+        if match:
+            if match["rc"] is not None:
+                codes[match["name"]] = int(match["rc"])
+                current = None
+            else:
+                current = match["name"]
+                sections.setdefault(current, [])
+            continue
+        if current:
+            sections[current].append(line)
+    return {k: "\n".join(v) for k, v in sections.items()}, codes
+
+
+def llamacpp_check_report(output, backend):
+    """What the image check found, from the output of its container (see the llamacpp_image role's tasks/check.yml).
+
+    ``{backend, devices, backends_loaded, cpu_variant, tokens_per_second, problems}``. A problem is a backend library
+    that did not load, a failed or missing llama-bench run, or, for a GPU backend, no device of that backend among
+    the devices llama-server lists: llama-bench alone would still label such a run with the GPU backend's name
+    although it computed on the CPU.
+    """
+    sections, codes = _sections(output)
+    text = "\n".join([sections.get("devices", ""), sections.get("bench", "")])
+    parsed = _llamacpp_log.parse(text)
+    problems = list(parsed["errors"])
+    loaded = [b["name"] for b in parsed["backends_loaded"]]
+    cpu_libs = [b["path"].rsplit("/", 1)[-1] for b in parsed["backends_loaded"] if b["name"] == "CPU"]
+    if "devices" not in sections:
+        problems.append("the check did not run (no output from llama-server --list-devices)")
+    bench = None
+    if codes.get("bench", 1) != 0:
+        last = [line for line in sections.get("bench", "").splitlines() if line.strip()][-3:]
+        problems.append("llama-bench failed (exit %s)%s" % (codes.get("bench", "unknown"), (": " + " / ".join(last)) if last else ""))
+    else:
+        try:
+            rows = json.loads(sections.get("bench json") or "[]")
+        except ValueError:
+            rows = []
+        bench = rows[-1] if rows else None
+        if bench is None:
+            problems.append("llama-bench printed no result")
+    if "CPU" not in loaded and not any("CPU backend" in p for p in problems):
+        problems.append("the CPU backend library was not loaded")
+    devices = [d["name"] for d in parsed["devices_listed"]]
+    if backend in DEVICE_PREFIX:
+        prefix = DEVICE_PREFIX[backend]
+        if prefix not in loaded:
+            problems.append(f"the {prefix} backend library was not loaded")
+        if not any(_llamacpp_log.backend_of(d) == prefix for d in devices):
+            problems.append(f"no {prefix} device was found (listed: {', '.join(devices) or 'none'}), so the model would "
+                            f"run on the CPU")
+    return {
+        "backend": DEVICE_PREFIX.get(backend, "CPU") if not problems else None,
+        "devices": devices,
+        "backends_loaded": loaded,
+        "cpu_variant": ", ".join(cpu_libs) or None,
+        "tokens_per_second": round(float(bench.get("avg_ts") or 0), 1) if bench else None,
+        "bench_backends": bench.get("backends") if bench else None,
+        "problems": problems,
+    }
+
+
 class FilterModule:
     def filters(self):
-        return {"llamacpp_cmake_flags": llamacpp_cmake_flags, "llamacpp_build_plan": llamacpp_build_plan}
+        return {
+            "llamacpp_cmake_flags": llamacpp_cmake_flags,
+            "llamacpp_build_plan": llamacpp_build_plan,
+            "image_pin": image_pin,
+            "llamacpp_check_report": llamacpp_check_report,
+        }

@@ -49,6 +49,9 @@ def inference_report_endpoints(services):
             "api_key_file": service.get("api_key_file"),
             "health": (service.get("health") or {}).get("status"),
             "unauthorized_status": service.get("unauthorized_status"),
+            "backend": service.get("backend"),
+            "devices": service.get("devices"),
+            "image": (service.get("image") or {}).get("ref"),
         })
     return sorted(view, key=lambda entry: str(entry["name"]))
 

@@ -61,6 +61,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # and load the weights (a slow disk reads ~200 MB/s; llama.cpp maps the file and loads it in one pass).
 START_PERIOD_BASE_S = 30
 START_PERIOD_PER_GIB_S = 20
+LOG_VERBOSITY = 4
 
 
 def inference_services_errors(services, models):
@@ -103,6 +104,9 @@ def inference_services_errors(services, models):
         context = service.get("context", 4096)
         if not isinstance(context, int) or isinstance(context, bool) or context < 0:
             errors.append(f"{where}.context must be a whole number of tokens, 0 for the model's own (got {context!r})")
+        verbosity = service.get("log_verbosity", LOG_VERBOSITY)
+        if not isinstance(verbosity, int) or isinstance(verbosity, bool) or not 0 <= verbosity <= 5:
+            errors.append(f"{where}.log_verbosity must be a number from 0 to 5 (got {verbosity!r})")
         args = service.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
             errors.append(f"{where}.args must be a list of command-line arguments")
@@ -112,12 +116,15 @@ def inference_services_errors(services, models):
 NVIDIA_DEVICE_MODES = ("reservation", "cdi")
 
 
-def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", group_ids=None, environment=None):
+def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", group_ids=None, environment=None,
+                            dri_present=True):
     """The Compose keys that give a service the host's GPU for an image built for ``backend``.
 
     ``gpu`` is the ``gpufleet_gpu`` fact (for unified memory), ``group_ids`` the host's numeric ids of the groups
     that own the GPU device nodes (video, render), ``environment`` more variables for the engine (for example
-    ``HSA_OVERRIDE_GFX_VERSION`` when the inventory sets one).
+    ``HSA_OVERRIDE_GFX_VERSION`` when the inventory sets one). ``dri_present`` says whether the host has
+    ``/dev/dri``: ROCm needs it, Vulkan uses it when it is there and otherwise only has CPU Vulkan devices
+    (Mesa's lavapipe).
     """
     gpu = gpu or {}
     wiring = {}
@@ -135,7 +142,10 @@ def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", gro
             # GB10: CUDA allocations may use all of the shared system memory, not only what the driver calls VRAM.
             env["GGML_CUDA_ENABLE_UNIFIED_MEMORY"] = "1"
     elif backend in ("rocm", "vulkan"):
-        wiring["devices"] = (["/dev/kfd"] if backend == "rocm" else []) + ["/dev/dri"]
+        wiring["devices"] = (["/dev/kfd"] if backend == "rocm" else []) + (
+            ["/dev/dri"] if backend == "rocm" or dri_present else [])
+        if not wiring["devices"]:
+            del wiring["devices"]
         gids = []
         for gid in group_ids or []:
             if isinstance(gid, bool) or not str(gid).isdigit():
@@ -177,6 +187,9 @@ def _llamacpp(service, settings):
         command += ["--parallel", str(service["parallel"])]
     if service.get("gpu_layers") is not None:
         command += ["--n-gpu-layers", str(service["gpu_layers"])]
+    # 4 (trace) logs, at start-up, the backends loaded, the devices the model uses and the layers offloaded: the
+    # verify role reads what the server really runs on from there. 3 is llama-server's default.
+    command += ["--log-verbosity", str(service.get("log_verbosity", LOG_VERBOSITY))]
     command += [str(arg) for arg in service.get("args", [])]
     size = settings.get("model_sizes", {}).get(name, 0)
     device = settings.get("device") or {}

@@ -9,6 +9,10 @@ NVIDIA's DGX Spark known-issues page tells tools to do.
 
 Any other NVML call that is not supported gives null for its field; other NVML errors on a field give null and a
 note in the reason. Only errors of ``nvmlInit`` (library not found, driver not loaded, ...) end the NVML path.
+
+Not being allowed to read the memory is not unified memory: NVML raises ``NVMLError_NoPermission`` and nvidia-smi
+prints ``[Insufficient Permissions]`` (seen for a MIG-enabled GPU queried from an unprivileged container). Such a
+device has ``unified_memory: false``, null memory and a reason that says the memory is unknown.
 """
 
 from __future__ import annotations
@@ -129,7 +133,12 @@ class NvmlReader:
         label = "device %d" % index
 
         def get(name, *args):
-            return self.call("%s %s" % (label, name), getattr(pynvml, name), handle, *args)
+            func = getattr(pynvml, name, None)
+            if func is None:
+                # An nvidia-ml-py older than the query (Ubuntu 22.04's python3-pynvml is 7.352, before MIG).
+                self.notes.append("%s %s: not in this pynvml (nvidia-ml-py too old)" % (label, name))
+                return None
+            return self.call("%s %s" % (label, name), func, handle, *args)
 
         name = self.value(get("nvmlDeviceGetName"))
         uuid = self.value(get("nvmlDeviceGetUUID"))
@@ -180,6 +189,11 @@ class NvmlReader:
 # ---- nvidia-smi -------------------------------------------------------------------------------
 
 
+# What nvidia-smi prints in a CSV cell for a value NVML does not support on the device. Any other bracketed text
+# ("[Insufficient Permissions]", "[Unknown Error]", "[GPU is lost]") is a value that exists but could not be read.
+SMI_NOT_SUPPORTED = ("[N/A]", "[Not Supported]", "N/A")
+
+
 def _smi_value(text):
     """nvidia-smi prints ``[N/A]``, ``[Not Supported]``, ``[Insufficient Permissions]`` ... for what it cannot tell."""
     text = text.strip()
@@ -196,8 +210,11 @@ def _smi_int(text):
         return None
 
 
-def parse_smi_csv(stdout):
-    """Devices from ``nvidia-smi --query-gpu=<SMI_FIELDS> --format=csv,noheader,nounits``; and the driver version."""
+def parse_smi_csv(stdout, notes=None):
+    """Devices from ``nvidia-smi --query-gpu=<SMI_FIELDS> --format=csv,noheader,nounits``; and the driver version.
+
+    Why a device's memory is unknown, when it is not unified memory, is appended to ``notes``.
+    """
     devices = []
     drivers = set()
     for line in stdout.splitlines():
@@ -209,13 +226,16 @@ def parse_smi_csv(stdout):
         row = dict(zip(SMI_FIELDS, cells))
         total = _smi_int(row["memory.total"])
         free = _smi_int(row["memory.free"])
+        # No total because NVML does not support it on the device: no framebuffer, the GPU uses system memory (GB10).
+        # No total for any other reason (permissions, an error): the memory is unknown, which says nothing about its kind.
+        unified = total is None and row["memory.total"] in SMI_NOT_SUPPORTED
         device_word = _smi_value(row["pci.device_id"])
         compute_capability = _smi_value(row["compute_cap"])
         mig = _smi_value(row["mig.mode.current"])
         persistence = _smi_value(row["persistence_mode"])
         if _smi_value(row["driver_version"]):
             drivers.add(row["driver_version"])
-        devices.append({
+        device = {
             "index": _smi_int(row["index"]),
             "vendor": "nvidia",
             "name": _smi_value(row["name"]),
@@ -224,13 +244,16 @@ def parse_smi_csv(stdout):
             "pci_device_id": pci_device_id(int(device_word, 16)) if device_word else None,
             "memory_total_bytes": total * MIB if total is not None else None,
             "memory_free_bytes": free * MIB if free is not None else None,
-            # nvidia-smi cannot say "not supported" apart from "not known"; no total means no framebuffer.
-            "unified_memory": total is None,
+            "unified_memory": unified,
             "compute_capability": compute_capability,
             "cuda_architecture": cuda_architecture(compute_capability),
             "mig_mode": mig.lower() if mig and mig.lower() in ("enabled", "disabled") else None,
             "persistence_mode": None if persistence is None else persistence.lower() == "enabled",
-        })
+        }
+        if total is None and not unified and notes is not None:
+            notes.append("nvidia-smi could not read the memory of GPU %s (%s): memory.total is %s; memory unknown, "
+                         "not unified memory" % (device["index"], device["pci_bus_id"], row["memory.total"] or "empty"))
+        devices.append(device)
     return devices, (sorted(drivers)[0] if drivers else None)
 
 
@@ -245,8 +268,9 @@ def from_nvidia_smi(run_command, get_bin_path, problems):
         lines = [line.strip() for line in ((err or "") + "\n" + (out or "")).splitlines() if line.strip()]
         problems.append("nvidia-smi failed (rc=%d): %s" % (rc, lines[0] if lines else "no output"))
         return None
+    notes = []
     try:
-        devices, driver = parse_smi_csv(out)
+        devices, driver = parse_smi_csv(out, notes)
     except _gpu.GpuError as exc:
         problems.append(to_text(exc))
         return None
@@ -259,8 +283,7 @@ def from_nvidia_smi(run_command, get_bin_path, problems):
     match = re.search(r"CUDA Version:\s*([0-9]+\.[0-9]+)", out or "") if rc == 0 else None
     if match:
         cuda = match.group(1)
-    notes = []
     if any(d["unified_memory"] for d in devices):
-        notes.append("nvidia-smi reports no device memory on unified-memory GPUs; "
-                     "memory_budget_bytes is MemAvailable from /proc/meminfo")
+        notes.insert(0, "nvidia-smi reports no device memory on unified-memory GPUs; "
+                        "memory_budget_bytes is MemAvailable from /proc/meminfo")
     return _gpu.facts("nvidia", "nvidia-smi", devices, driver_version=driver, cuda_driver_version=cuda, notes=notes)

@@ -19,6 +19,9 @@ description:
     RV(ansible_facts.gpufleet_gpu.reason).
   - On unified-memory NVIDIA GPUs (GB10 in the DGX Spark) NVML and nvidia-smi report no device memory. Such a device
     has C(unified_memory=true) and null memory, and the memory budget is C(MemAvailable) of C(/proc/meminfo).
+  - Memory that NVML or nvidia-smi may not read (C(Insufficient Permissions), for example on a MIG-enabled GPU seen from
+    an unprivileged container) is not taken for unified memory. Such a device has C(unified_memory=false), null memory
+    and a null budget, and RV(ansible_facts.gpufleet_gpu.reason) says that its memory is unknown.
   - AMD GPUs are read from the KFD topology (C(/sys/class/kfd/kfd/topology/nodes)) and the amdgpu files of the PCI
     device (C(mem_info_vram_total), C(mem_info_gtt_total)); the C(amdsmi) Python package, when present, adds
     marketing names and UUIDs. An APU (Strix Halo and other integrated GPUs) has C(unified_memory=true) and a budget
@@ -48,7 +51,8 @@ attributes:
     platforms: linux
 options: {}
 requirements:
-  - nvidia-ml-py on the managed host for NVIDIA details from NVML (else C(nvidia-smi) is used); tested with 13.615
+  - nvidia-ml-py for the Python that runs the module on the managed host, for NVIDIA details from NVML (else
+    C(nvidia-smi) is used); tested with 13.615. The C(gpufleet.inference.nvidia_driver) role installs it.
   - amdsmi on the managed host for AMD marketing names (optional)
 notes:
   - C(memory_total_bytes) counts dedicated device memory only (on an AMD APU, the carve-out the BIOS sets aside).
@@ -104,12 +108,15 @@ ansible_facts:
         reason:
           description:
             - Empty when everything was read. Otherwise why the vendor is V(none) (the PCI devices seen and what is
-              missing), or what is partial (details from nvidia-smi, memory not reported on unified memory, a query
-              that failed).
+              missing), or what is partial (details from nvidia-smi, memory not reported on unified memory, memory
+              that could not be read, a query that failed).
           type: str
           sample: "NVIDIA GPU 000f:01:00.0 (10de:2e12) present but the driver is not loaded; NVML: NVML Shared Library Not Found"
         source:
-          description: Where the details came from - V(nvml), V(nvidia-smi), V(sysfs), V(amdsmi) (sysfs plus amdsmi names) or V(none).
+          description:
+            - Where the details came from - V(nvml) (NVML answered through nvidia-ml-py), V(nvidia-smi) (pynvml is not
+              installed or NVML did not answer, and C(nvidia-smi) did), V(sysfs) (AMD, KFD topology and sysfs),
+              V(amdsmi) (AMD, sysfs plus names from amdsmi) or V(none) (no usable GPU).
           type: str
           sample: nvml
         count:
@@ -135,7 +142,9 @@ ansible_facts:
           elements: str
           sample: ["gfx1151"]
         unified_memory:
-          description: Whether any device shares system memory (GB10, AMD APUs).
+          description:
+            - Whether any device shares system memory (GB10, AMD APUs). False for a device whose memory could not be
+              read (the reason says so).
           type: bool
           sample: true
         memory_total_bytes:

@@ -149,7 +149,10 @@ def test_no_gpu_builds_for_the_cpu(tmp_path):
     assert got, log
     assert got["plan"]["backend"] == "cpu"
     assert "FROM ubuntu:24.04 AS build" in got["dockerfile"]
-    assert not {"GGML_CUDA", "GGML_HIP", "GGML_VULKAN"} & set(cmake_flags(got["dockerfile"]))
+    flags = cmake_flags(got["dockerfile"])
+    assert not {"GGML_CUDA", "GGML_HIP", "GGML_VULKAN"} & set(flags)
+    # The CPU image has the GPU images' shape: its backend is a library loaded at start-up.
+    assert flags["GGML_BACKEND_DL"] == "ON" and flags["GGML_CPU_ALL_VARIANTS"] == "ON"
 
 
 def test_a_gpu_without_driver_is_refused_not_built_for_the_cpu(tmp_path):
@@ -157,3 +160,27 @@ def test_a_gpu_without_driver_is_refused_not_built_for_the_cpu(tmp_path):
     assert got is None
     assert "llamacpp_image_backend is auto" in log
     assert "driver is not loaded" in log
+
+
+def test_cuda_on_a_host_without_an_nvidia_gpu_is_refused(tmp_path):
+    got, log = render(tmp_path, NO_GPU, llamacpp_image_backend="cuda")
+    assert got is None
+    assert "llamacpp_image_backend is cuda" in log
+    assert "no NVIDIA GPU" in log
+
+
+def test_rocm_on_an_nvidia_host_is_refused(tmp_path):
+    got, log = render(tmp_path, H100, llamacpp_image_backend="rocm")
+    assert got is None
+    assert "llamacpp_image_backend is rocm" in log
+
+
+def test_every_image_loads_its_backends_from_beside_the_programs(tmp_path):
+    # ggml looks for libggml-<backend>*.so in the executable's directory: programs and libraries share /app/bin.
+    got, log = render(tmp_path, GB10)
+    assert got, log
+    dockerfile = got["dockerfile"]
+    assert "-exec cp -P {} /app/bin/" in dockerfile
+    assert "LD_LIBRARY_PATH=/app/bin" in dockerfile
+    assert "/app/lib" not in dockerfile
+    assert cmake_flags(dockerfile)["GGML_BACKEND_DL"] == "ON"

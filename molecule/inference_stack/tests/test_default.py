@@ -100,8 +100,11 @@ def test_one_image_built_with_the_recorded_inputs(host):
     assert labels["org.gpufleet.llamacpp.backend"] == "cpu"
     assert "-DGGML_NATIVE=OFF" in labels["org.gpufleet.llamacpp.cmake-flags"]
     assert images[0].endswith(labels["org.gpufleet.llamacpp.inputs-hash"][:12])
+    assert "-DGGML_BACKEND_DL=ON" in labels["org.gpufleet.llamacpp.cmake-flags"]
     shipped = host.check_output(f"docker run --rm --entrypoint ls {images[0]} /app/bin").split()
     assert {"llama-server", "llama-cli", "llama-bench", "llama-quantize", "llama-gguf-split"} <= set(shipped)
+    # The backends are libraries beside the programs, where ggml looks for them: the CPU code once per level.
+    assert {"libggml-cpu-x64.so", "libggml-cpu-haswell.so", "libggml-cpu-skylakex.so"} <= set(shipped)
     for tool in ("llama-server", "llama-cli"):
         host.run_expect([0], f"docker run --rm --entrypoint {tool} {images[0]} --version")
 
@@ -119,3 +122,22 @@ def test_report_on_the_controller():
         assert svc["unauthorized_status"] == 401
         assert svc["ttft_ms"] > 0
         assert svc["tokens_per_second"] > 0
+        # What the server itself says it runs on: the CPU backend, built from the source's real commit.
+        assert svc["backend"] == "CPU"
+        assert svc["devices"] == ["CPU"]
+        assert svc["image"]["backend"] == "cpu"
+        assert svc["build"] and not svc["build"].endswith("-unknown")
+        assert svc["build"].endswith(svc["image"]["revision"])
+
+
+def test_image_reports_its_commit(host):
+    image = host.check_output("docker images --filter label=org.gpufleet.llamacpp.backend=cpu --format '{{.Repository}}:{{.Tag}}'")
+    revision = host.check_output(f"docker image inspect --format '{{{{index .Config.Labels \"org.opencontainers.image.revision\"}}}}' {image}")
+    out = host.check_output(f"docker run --rm -w / --entrypoint /bin/sh {image} -c 'llama-server --version 2>&1'")
+    assert revision and f"commit {revision})" in out
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_server_loaded_a_cpu_variant_from_app_bin(host, service):
+    log = host.check_output(f"docker compose -p gpufleet logs --no-log-prefix {service} 2>&1")
+    assert "loaded CPU backend from /app/bin/libggml-cpu-" in log

@@ -1,12 +1,16 @@
 """nvidia_driver and nvidia_container_toolkit on a host without a GPU: what a user relies on, checked in the test host."""
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
+import yaml
 
 CUDA_BASE = "http://127.0.0.1:18082/compute/cuda/repos"
 TOOLKIT_BASE = "http://127.0.0.1:18083/libnvidia-container/stable/deb"
 DRIVER_PACKAGES = ("nvidia-open", "nvidia-kernel-open-dkms", "nvidia-driver-cuda", "libcuda1", "nvidia-smi")
+DRIVER_DEFAULTS = Path(__file__).resolve().parents[3] / "roles" / "nvidia_driver" / "defaults" / "main.yml"
 TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
                     "libnvidia-container1")
 
@@ -23,6 +27,11 @@ def deb822(host, path):
 
 def facts(host):
     return json.loads(host.file("/var/lib/gpufleet-test/facts.json").content_string)
+
+
+def python(host, code):
+    """Run code with the Python that runs Ansible's modules on the host (converge recorded which one)."""
+    return host.check_output(f"{facts(host)['python_executable']} -c {shlex.quote(code)}")
 
 
 def cuda_repo_url(host):
@@ -124,6 +133,34 @@ def test_gpu_facts_said_no_gpu_and_why_and_the_gpu_container_was_skipped(host):
     assert found["nvidia_container_toolkit_version_found"] == "1.18.2"
     assert found["nvidia_container_toolkit_gpu_check"]["ran"] is False
     assert "vendor none" in found["nvidia_container_toolkit_gpu_check"]["reason"]
+
+
+def test_pynvml_is_the_pinned_nvidia_ml_py_in_the_python_ansible_runs(host):
+    requirement = yaml.safe_load(DRIVER_DEFAULTS.read_text(encoding="utf-8"))["nvidia_driver_nvml_python_requirement"]
+    version, path = python(host, "import importlib.metadata, pynvml\n"
+                                 "print(importlib.metadata.version('nvidia-ml-py'))\n"
+                                 "print(pynvml.__file__)").splitlines()
+    assert f"nvidia-ml-py=={version}" == requirement
+    # pip's place for the system Python, which apt does not manage; not a virtualenv the modules would not see.
+    assert path.startswith("/usr/local/lib/python3")
+    # The wheel came from the controller: the test host reaches no package index.
+    assert host.file(f"/opt/gpufleet/wheels/nvidia-ml-py/nvidia_ml_py-{version}-py3-none-any.whl").is_file
+
+
+def test_gpu_facts_asked_nvml_which_says_its_library_is_missing(host):
+    gpu = facts(host)["gpufleet_gpu"]
+    assert gpu["vendor"] == "none" and gpu["source"] == "none"
+    assert gpu["devices"] == [] and gpu["memory_budget_bytes"] is None
+    # What nvmlInit raises on a host without libnvidia-ml.so.1 (the stand-in driver ships no library) ...
+    raised = python(host, "import pynvml\n"
+                          "try:\n"
+                          "    pynvml.nvmlInit()\n"
+                          "except pynvml.NVMLError as exc:\n"
+                          "    print(type(exc).__name__ + ': ' + str(exc))")
+    assert raised == "NVMLError_LibraryNotFound: NVML Shared Library Not Found"
+    # ... is in gpu_facts' reason: the module imported pynvml and asked NVML before trying nvidia-smi.
+    assert "NVML: NVML Shared Library Not Found; nvidia-smi failed (rc=9)" in gpu["reason"]
+    assert "nvidia-ml-py (pynvml) is not installed" not in gpu["reason"]
 
 
 def test_key_with_wrong_fingerprint_left_no_trace_apt_would_use(host):

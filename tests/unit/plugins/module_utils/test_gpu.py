@@ -75,6 +75,26 @@ def test_parse_smi_csv_not_available_values():
     assert h100["index"] == 1 and h100["pci_bus_id"] == "0000:64:00.0"
 
 
+@pytest.mark.parametrize("total,free,unified", [
+    ("[N/A]", "[N/A]", True),  # GB10: NVML does not support device memory on unified memory
+    ("[Not Supported]", "[Not Supported]", True),
+    ("[Insufficient Permissions]", "[Insufficient Permissions]", False),  # MIG GPU seen from an unprivileged container
+    ("[Unknown Error]", "[Unknown Error]", False),
+], ids=["n/a", "not-supported", "insufficient-permissions", "unknown-error"])
+def test_parse_smi_csv_tells_unified_memory_from_unreadable_memory(total, free, unified):
+    out = ("0, NVIDIA A100-SXM4-80GB, GPU-z, 00000000:07:00.0, 0x20B210DE, 8.0, 535.161.08, %s, %s, Enabled, Enabled\n"
+           % (total, free))
+    notes = []
+    devices, _driver = _gpu_nvidia.parse_smi_csv(out, notes)
+    assert devices[0]["unified_memory"] is unified
+    assert devices[0]["memory_total_bytes"] is None and devices[0]["memory_free_bytes"] is None
+    if unified:
+        assert notes == []
+    else:
+        assert notes == ["nvidia-smi could not read the memory of GPU 0 (0000:07:00.0): memory.total is %s; "
+                         "memory unknown, not unified memory" % total]
+
+
 def test_parse_smi_csv_rejects_a_changed_format():
     with pytest.raises(_gpu.GpuError, match="expected 11 fields"):
         _gpu_nvidia.parse_smi_csv("0, NVIDIA GB10, 12.1\n")

@@ -28,6 +28,7 @@ from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gpu"
 MIB = 1024 * 1024
 NOT_SUPPORTED = "NOT_SUPPORTED"
+NO_PERMISSION = "NO_PERMISSION"
 
 
 def load(name):
@@ -150,6 +151,8 @@ class FakeNvml:
         value = self.devices[handle][key]
         if value == NOT_SUPPORTED:
             raise pynvml.NVMLError_NotSupported()
+        if value == NO_PERMISSION:
+            raise pynvml.NVMLError_NoPermission()
         return value
 
     def nvmlDeviceGetName(self, handle):
@@ -298,6 +301,40 @@ def test_an_nvml_error_on_one_field_is_null_and_named(host, monkeypatch):
     assert "Persistence" not in gpu["reason"]  # not supported is a plain null
 
 
+def test_memory_nvml_may_not_read_is_unknown_not_unified(host, monkeypatch):
+    """A MIG-enabled A100 from an unprivileged container: NVML says NO_PERMISSION, not NOT_SUPPORTED as on GB10."""
+    data = host.install("a100_mig_container")
+    FakeNvml(monkeypatch, data["nvml"])
+
+    gpu = run()
+
+    assert gpu["vendor"] == "nvidia" and gpu["source"] == "nvml" and gpu["count"] == 1
+    assert gpu["cuda_architectures"] == ["80"]
+    assert gpu["unified_memory"] is False
+    assert gpu["memory_total_bytes"] is None
+    # Unknown: neither the free device memory (none read) nor MemAvailable (it is not system memory).
+    assert gpu["memory_budget_bytes"] is None
+    assert "device 0 nvmlDeviceGetMemoryInfo: Insufficient Permissions" in gpu["reason"]
+    assert "MemAvailable" not in gpu["reason"]
+    device = gpu["devices"][0]
+    assert device["unified_memory"] is False and device["memory_free_bytes"] is None
+    assert device["mig_mode"] == "enabled"
+
+
+def test_an_nvidia_ml_py_without_a_query_gives_null_and_says_so(host, monkeypatch):
+    """An old binding (a distribution's python3-pynvml from before MIG) lacks nvmlDeviceGetMigMode."""
+    data = host.install("h100")
+    FakeNvml(monkeypatch, data["nvml"])
+    monkeypatch.delattr(pynvml, "nvmlDeviceGetMigMode")
+
+    gpu = run()
+
+    assert gpu["source"] == "nvml" and gpu["count"] == 2
+    assert {d["mig_mode"] for d in gpu["devices"]} == {None}
+    assert gpu["devices"][0]["memory_total_bytes"] == 81559 * MIB
+    assert "device 0 nvmlDeviceGetMigMode: not in this pynvml (nvidia-ml-py too old)" in gpu["reason"]
+
+
 # ---- NVIDIA through nvidia-smi ------------------------------------------------------------------
 
 
@@ -335,6 +372,29 @@ def test_h100_without_pynvml_memory_in_mib(host, monkeypatch):
     assert gpu["memory_budget_bytes"] == 2 * 81080 * MIB
     assert gpu["cuda_driver_version"] is None  # no banner recorded for this host
     assert {d["mig_mode"] for d in gpu["devices"]} == {"disabled"}
+
+
+def test_memory_nvidia_smi_may_not_read_is_unknown_not_unified(host, monkeypatch):
+    """"[Insufficient Permissions]" in memory.total is not GB10's "[N/A]": the memory is unknown, not system memory."""
+    data = host.install("a100_mig_container")
+    without_pynvml(monkeypatch)
+    host.smi = data["nvidia_smi"]
+
+    gpu = run()
+
+    assert gpu["vendor"] == "nvidia" and gpu["source"] == "nvidia-smi" and gpu["count"] == 1
+    assert gpu["cuda_architectures"] == ["80"]
+    assert gpu["unified_memory"] is False
+    assert gpu["memory_total_bytes"] is None
+    assert gpu["memory_budget_bytes"] is None
+    assert ("nvidia-smi could not read the memory of GPU 0 (0000:07:00.0): memory.total is [Insufficient Permissions]; "
+            "memory unknown, not unified memory") in gpu["reason"]
+    assert "MemAvailable" not in gpu["reason"]
+    device = gpu["devices"][0]
+    assert device["unified_memory"] is False
+    assert device["memory_total_bytes"] is None and device["memory_free_bytes"] is None
+    assert device["mig_mode"] == "enabled" and device["pci_device_id"] == "0x20b2"
+    assert gpu["unusable_devices"] == []
 
 
 # ---- AMD through sysfs --------------------------------------------------------------------------
@@ -388,6 +448,59 @@ def test_amdgpu_dkms_module_version_wins_over_kernel_release(host, monkeypatch):
     assert run()["driver_version"] == "6.12.12"
 
 
+class FakeAmdsmi:
+    """amdsmi's calls that enrich_with_amdsmi makes (amdsmi itself is not installed on our machines): stand-in answers."""
+
+    def __init__(self, bdf, init_error=None):
+        self.bdf = bdf
+        self.init_error = init_error
+
+    def amdsmi_init(self):
+        if self.init_error is not None:
+            raise self.init_error
+
+    def amdsmi_shut_down(self):
+        pass
+
+    def amdsmi_get_processor_handles(self):
+        return ["handle-0"]
+
+    def amdsmi_get_gpu_device_bdf(self, handle):
+        return self.bdf
+
+    def amdsmi_get_gpu_asic_info(self, handle):
+        return {"market_name": "AMD Radeon Graphics"}
+
+    def amdsmi_get_gpu_device_uuid(self, handle):
+        return "00000000-0000-0000-0000-000000000030"
+
+
+def test_amd_names_from_amdsmi_give_source_amdsmi(host, monkeypatch):
+    host.install("strix_halo")
+    no_nvml_library(monkeypatch)
+    monkeypatch.setattr(_gpu_amd, "HAS_AMDSMI", True)
+    monkeypatch.setattr(_gpu_amd, "amdsmi", FakeAmdsmi("0000:c5:00.0"))
+
+    gpu = run()
+
+    assert gpu["vendor"] == "amd" and gpu["source"] == "amdsmi"
+    assert gpu["devices"][0]["name"] == "AMD Radeon Graphics"
+    assert gpu["devices"][0]["uuid"] == "00000000-0000-0000-0000-000000000030"
+    assert gpu["hip_targets"] == ["gfx1151"]  # still from the KFD topology
+
+
+def test_amdsmi_that_does_not_start_leaves_source_sysfs(host, monkeypatch):
+    host.install("strix_halo")
+    no_nvml_library(monkeypatch)
+    monkeypatch.setattr(_gpu_amd, "HAS_AMDSMI", True)
+    monkeypatch.setattr(_gpu_amd, "amdsmi", FakeAmdsmi("0000:c5:00.0", init_error=RuntimeError("AMDSMI_STATUS_INIT_ERROR")))
+
+    gpu = run()
+
+    assert gpu["vendor"] == "amd" and gpu["source"] == "sysfs"
+    assert "amdsmi: AMDSMI_STATUS_INIT_ERROR" in gpu["reason"]
+
+
 def test_missing_render_node_is_null_and_named(host, monkeypatch):
     data = load("strix_halo")
     data["dev"] = []
@@ -423,7 +536,7 @@ def test_gb10_without_driver_names_the_device(host, monkeypatch):
 
     gpu = run()
 
-    assert gpu["vendor"] == "none" and gpu["count"] == 0
+    assert gpu["vendor"] == "none" and gpu["source"] == "none" and gpu["count"] == 0
     assert gpu["reason"].startswith("NVIDIA GPU 000f:01:00.0 (10de:2e12) present but the driver is not loaded")
     assert "NVML: NVML Shared Library Not Found" in gpu["reason"]
     assert "nvidia-smi is not on the PATH" in gpu["reason"]
