@@ -25,7 +25,9 @@ inputs_of() {
     for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm gpufleet/vulkan-build:bookworm; do
       echo "$image $(image_label "$image" org.gpufleet.inputs)"
     done
-    cat "$GPUFLEET_CACHE"/images/llamacpp-*.ref 2>/dev/null || true
+    if grep -q '/images/llamacpp-' "molecule/$1/converge.yml"; then
+      cat "$GPUFLEET_CACHE"/images/llamacpp-*.ref 2>/dev/null || true
+    fi
   } | sha256sum | cut -d' ' -f1
 }
 

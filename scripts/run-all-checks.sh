@@ -23,15 +23,33 @@ stage() {
   return "$rc"
 }
 
+# The scenarios that serve an engine image load it from .cache/images/ (their converge names it).
+uses_engine_images() { grep -q '/images/llamacpp-' "molecule/$1/converge.yml"; }
+
 t0=$(date +%s)
-if stage setup make --no-print-directory venv docker images; then
+if stage setup make --no-print-directory venv docker images inputs; then
+  # Building the engine images keeps both cores busy for a long while, and most checks and
+  # scenarios mostly wait (on the network, dpkg, systemd): the images are built meanwhile,
+  # and only the scenarios that serve them wait for them.
+  stage engine-images make --no-print-directory engine-images >"$RESULTS/engine-images.log" 2>&1 &
+  engine_images=$!
   stage yamllint make --no-print-directory yamllint
   stage ansible-lint make --no-print-directory ansible-lint
   stage changelog make --no-print-directory changelog-lint
   stage sanity make --no-print-directory sanity
   stage unit make --no-print-directory unit
-  stage engine-images make --no-print-directory engine-images
-  stage molecule make --no-print-directory molecule
+  early=() late=()
+  for s in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort); do
+    if uses_engine_images "$s"; then late+=("$s"); else early+=("$s"); fi
+  done
+  stage molecule scripts/molecule-scenarios.sh "${early[@]}"
+  if wait "$engine_images"; then
+    cat "$RESULTS/engine-images.log"
+    stage molecule-engines scripts/molecule-scenarios.sh "${late[@]}"
+  else
+    cat "$RESULTS/engine-images.log"
+    echo "engine images failed: the scenarios that serve them (${late[*]}) were not run"
+  fi
 fi
 echo "===== summary ($(( $(date +%s) - t0 )) s)"
 "${VENV:-$GPUFLEET_ROOT/.venv}/bin/python" "$GPUFLEET_ROOT/scripts/summary.py" "$RESULTS"
