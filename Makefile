@@ -7,6 +7,7 @@
 #   make sanity     ansible-test sanity on a copy under ansible_collections/gpufleet/inference
 #   make unit       pytest: unit tests and the collection build/install test
 #   make molecule   every molecule scenario (SCENARIO=name for one)
+#   make check-cuda compile llama.cpp's CUDA backend with the cuda flags for sm_121 and sm_90 (CUDA 13 from PyPI)
 #
 # Set-up is part of each target that needs it and is skipped when already done:
 # a virtualenv with the pinned requirements, a Docker engine, the Compose v2
@@ -31,10 +32,10 @@ SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 # Empty: every scenario under molecule/.
 SCENARIO ?=
 
-.PHONY: help demo bench venv docker images engine-images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule test clean
+.PHONY: help demo bench venv docker images engine-images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule check-cuda test clean
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: requirements/controller.txt requirements/dev.txt requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +86,10 @@ demo: docker
 
 bench: demo
 	$(BIN)/python scripts/bench.py
+
+# CHECK_CUDA_FULL=1: the whole ggml-cuda library instead of a subset of its objects.
+check-cuda: venv
+	scripts/check-cuda.sh
 
 test:
 	scripts/run-all-checks.sh
