@@ -38,6 +38,7 @@ if stage setup make --no-print-directory venv docker images inputs; then
   stage changelog make --no-print-directory changelog-lint
   stage sanity make --no-print-directory sanity
   stage unit make --no-print-directory unit
+  stage check-cuda make --no-print-directory check-cuda
   early=() late=()
   for s in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort); do
     if uses_engine_images "$s"; then late+=("$s"); else early+=("$s"); fi

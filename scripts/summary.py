@@ -80,6 +80,10 @@ def main(results: Path) -> int:
     else:
         add("pytest (unit + collection build)", False, "no results")
 
+    cuda = [ln for ln in lines(results / "check-cuda.txt") if re.match(r"^cuda \S+: (PASS|FAIL)", ln)]
+    add("CUDA compile (sm_121, sm_90)", stage_ok("check-cuda") and bool(cuda),
+        f"{', '.join(ln.split(' (')[0] for ln in cuda) or 'no result'} ({stage_detail('check-cuda')})")
+
     add("engine images", stage_ok("engine-images"),
         f"llama.cpp cpu and vulkan images through the llamacpp_image role, built and checked ({stage_detail('engine-images')})")
 
