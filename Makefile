@@ -84,7 +84,7 @@ molecule: engine-images
 demo: docker
 	scripts/demo.sh
 
-bench: demo
+bench: demo engine-images
 	$(BIN)/python scripts/bench.py
 
 # CHECK_CUDA_FULL=1: the whole ggml-cuda library instead of a subset of its objects.
