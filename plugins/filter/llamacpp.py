@@ -298,8 +298,13 @@ def llamacpp_check_report(output, backend):
         if prefix not in loaded:
             problems.append(f"the {prefix} backend library was not loaded")
         if not any(_llamacpp_log.backend_of(d) == prefix for d in devices):
+            hint = ""
+            if backend == "vulkan" and any("No devices found" in e or "found no device" in e for e in parsed["errors"]):
+                hint = ("; ggml's Vulkan backend skips CPU Vulkan devices such as Mesa's lavapipe: on a host without a "
+                        "GPU, set GGML_VK_VISIBLE_DEVICES=0 in llamacpp_image_check_environment (and in the services' "
+                        "environment) to use one")
             problems.append(f"no {prefix} device was found (listed: {', '.join(devices) or 'none'}), so the model would "
-                            f"run on the CPU")
+                            f"run on the CPU{hint}")
     return {
         "backend": DEVICE_PREFIX.get(backend, "CPU") if not problems else None,
         "devices": devices,

@@ -93,7 +93,8 @@ def test_check_of_the_vulkan_image_that_sees_no_device():
     # llama-bench still labels its row "Vulkan"; the device list says the truth.
     report = llamacpp_check_report(text("check-vulkan-no-device.txt"), "vulkan")
     assert report["bench_backends"] == "Vulkan"
-    assert "no Vulkan device was found (listed: none), so the model would run on the CPU" in report["problems"]
+    problem = next(p for p in report["problems"] if p.startswith("no Vulkan device was found (listed: none), so the model would run on the CPU"))
+    assert "GGML_VK_VISIBLE_DEVICES=0 in llamacpp_image_check_environment" in problem
 
 
 def test_a_cpu_image_is_no_cuda_image():
