@@ -34,3 +34,6 @@ inputs_hash() {
 image_label() {
   docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
 }
+
+# Whether a molecule scenario serves an engine image: its converge.yml loads one from .cache/images/.
+uses_engine_images() { grep -q '/images/llamacpp-' "$GPUFLEET_ROOT/molecule/$1/converge.yml"; }

@@ -25,7 +25,7 @@ inputs_of() {
     for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm gpufleet/vulkan-build:bookworm; do
       echo "$image $(image_label "$image" org.gpufleet.inputs)"
     done
-    if grep -q '/images/llamacpp-' "molecule/$1/converge.yml"; then
+    if uses_engine_images "$1"; then
       cat "$GPUFLEET_CACHE"/images/llamacpp-*.ref 2>/dev/null || true
     fi
   } | sha256sum | cut -d' ' -f1

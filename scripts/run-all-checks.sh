@@ -23,9 +23,6 @@ stage() {
   return "$rc"
 }
 
-# The scenarios that serve an engine image load it from .cache/images/ (their converge names it).
-uses_engine_images() { grep -q '/images/llamacpp-' "molecule/$1/converge.yml"; }
-
 t0=$(date +%s)
 if stage setup make --no-print-directory venv docker images inputs; then
   # Building the engine images keeps both cores busy for a long while, and most checks and
