@@ -4,6 +4,7 @@
 #   gpufleet/debian:bookworm     debootstrap minbase, imported with `docker import`
 #   gpufleet/test-host:bookworm  systemd as PID 1 + python3 (tests/hosts/Dockerfile)
 #   gpufleet/vulkan-build:bookworm  the Vulkan build stage's base (tests/images/vulkan-build.Dockerfile)
+#   gpufleet/nginx:bookworm      the reverse proxy in front of vLLM services (tests/images/nginx.Dockerfile)
 # and save the base image to .cache/images/ so that test hosts can `docker load`
 # it into their own (nested) engine. Each image carries a label with the hash
 # of its inputs; an image whose inputs did not change is not rebuilt.
@@ -66,4 +67,17 @@ if [ ! -s "$IMAGES_DIR/vulkan-build-$SUITE.tar" ]; then
   docker save -o "$IMAGES_DIR/vulkan-build-$SUITE.tar" "$VULKAN_IMAGE"
 fi
 
-log "ready: $BASE_IMAGE ($base_hash), $HOST_IMAGE ($host_hash), $VULKAN_IMAGE ($vulkan_hash), $IMAGES_DIR"
+# --- reverse proxy (nginx) -------------------------------------------------
+NGINX_IMAGE=gpufleet/nginx:$SUITE
+nginx_hash=$(printf '%s %s\n' "$base_hash" "$(inputs_hash tests/images/nginx.Dockerfile)" | sha256sum | cut -c1-16)
+if [ "$(image_label "$NGINX_IMAGE" "$LABEL")" != "$nginx_hash" ]; then
+  log "building $NGINX_IMAGE"
+  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "$LABEL=$nginx_hash" \
+    -t "$NGINX_IMAGE" -f "$GPUFLEET_ROOT/tests/images/nginx.Dockerfile" "$GPUFLEET_ROOT/tests/images" >/dev/null
+  rm -f "$IMAGES_DIR/nginx-$SUITE.tar"
+fi
+if [ ! -s "$IMAGES_DIR/nginx-$SUITE.tar" ]; then
+  docker save -o "$IMAGES_DIR/nginx-$SUITE.tar" "$NGINX_IMAGE"
+fi
+
+log "ready: $BASE_IMAGE ($base_hash), $HOST_IMAGE ($host_hash), $VULKAN_IMAGE ($vulkan_hash), $NGINX_IMAGE ($nginx_hash), $IMAGES_DIR"

@@ -11,16 +11,27 @@ version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:
-  - Turns the services of the inventory (C(gpufleet_services)) into a Compose document, one Compose service each.
+  - Turns the services of the inventory (C(gpufleet_services)) into a Compose document, one Compose service each
+    (C(llamacpp) - llama.cpp's C(llama-server); C(vllm) - vLLM's OpenAI server).
   - Each service gets its model directory mounted read-only, its API key as a Compose secret (a 0600 file on the host),
-    a published port bound to its bind address (default C(127.0.0.1)), a healthcheck on the engine's C(/health) whose
-    start period covers the model's load time, and a restart policy.
+    a published port bound to its bind address (default C(127.0.0.1); C(port) on the host, C(container_port) inside),
+    a healthcheck on the engine's C(/health) whose start period covers the model's load time, and a restart policy.
+  - vLLM services also get C(ipc=host) (or an C(shm_size)), the memlock and stack ulimits NVIDIA's containers want,
+    the Hugging Face and vLLM compile caches as volumes, C(HF_TOKEN) from a 0600 env file when one is given, the
+    planner's C(--max-model-len), C(--gpu-memory-utilization) and C(--max-num-seqs) unless the service sets them,
+    and the key as C(VLLM_API_KEY) read from the secret at start (never in the command line or in the Compose file).
+  - A service with a proxy (default for vLLM bound beyond loopback, whose C(--api-key) guards only C(/v1) routes)
+    publishes nothing itself; a C(<name>-proxy) nginx service publishes its port, answers 401 to every request
+    without the key and forwards only C(/v1/), C(/health), C(/metrics) and C(/version).
   - The companion filter C(inference_services_errors) lists what is wrong with the services before anything is rendered.
   - The companion filter C(inference_device_wiring) gives the GPU wiring for the image's backend, as the vendors' guides
     use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver=nvidia), C(count=all), C(capabilities=[gpu])) or
     the CDI device C(nvidia.com/gpu=all), and C(GGML_CUDA_ENABLE_UNIFIED_MEMORY=1) on unified-memory hosts (GB10).
     AMD (C(rocm)) - the devices C(/dev/kfd) and C(/dev/dri) and the host's C(video) and C(render) group ids as
     numbers (the image has no such groups). Vulkan - C(/dev/dri) and the same groups. CPU - nothing.
+  - The companion filter C(inference_docker_run) gives the same project as a shell script of C(docker run) lines.
+  - The companion filter C(inference_proxy_config) gives the nginx configuration of a service's proxy, and
+    C(inference_services_with) the services that keep a key (V(api_key)) or that a proxy publishes (V(proxy)).
 options:
   _input:
     description: The services (see the inference_stack role's argument spec for their keys).
@@ -30,8 +41,10 @@ options:
   settings:
     description:
       - C(images) (engine name to image reference), C(models_dir), C(secrets_dir), C(model_sizes)
-        (service name to model file size in bytes), C(project), and C(device) - the Compose keys that give each
-        service the host's GPU, from the companion filter C(inference_device_wiring).
+        (service name to model size in bytes), C(project), C(device) - the Compose keys that give each service the
+        host's GPU, from the companion filter C(inference_device_wiring) - or C(device_by_engine) (engine name to
+        such keys), C(plans) (service name to the serving planner's figures), C(hf_cache_dir), C(vllm_cache_dir),
+        C(hf_token_file), C(proxy_image), C(proxy_config_dir).
     type: dict
     required: true
 """
@@ -42,6 +55,12 @@ EXAMPLES = r"""
     content: "{{ services | gpufleet.inference.inference_compose(settings) | to_nice_yaml(indent=2) }}"
     dest: /opt/gpufleet/stack/compose.yaml
     mode: "0644"
+
+- name: The same project as docker run lines
+  ansible.builtin.copy:
+    content: "{{ services | gpufleet.inference.inference_docker_run(settings) }}"
+    dest: rendered/docker-run.sh
+    mode: "0755"
 """
 
 RETURN = r"""
@@ -50,26 +69,79 @@ _value:
   type: dict
 """
 
+import copy
+import ipaddress
 import re
+import shlex
 
 from ansible.errors import AnsibleFilterError
 
 
-ENGINES = ("llamacpp",)
+ENGINES = ("llamacpp", "vllm")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# What a key may hold: it is written into the proxy's configuration and sent in a header.
+API_KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")
 # Seconds of health-check grace before the model is expected to answer: a base, plus time per GiB to read
 # and load the weights (a slow disk reads ~200 MB/s; llama.cpp maps the file and loads it in one pass).
 START_PERIOD_BASE_S = 30
 START_PERIOD_PER_GIB_S = 20
+# vLLM also profiles memory, captures CUDA graphs and compiles with torch.compile before it answers: minutes
+# even for a small model, and Compose's wait gives up at the first unhealthy report.
+VLLM_START_PERIOD_BASE_S = 600
+VLLM_START_PERIOD_PER_GIB_S = 30
 LOG_VERBOSITY = 4
+# Seed 000 (NVIDIA's NGC container guide): unlimited locked memory, a 64 MiB stack.
+VLLM_ULIMITS = {"memlock": -1, "stack": 67108864}
+VLLM_MODULE = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+# Routes the proxy forwards (with the key); everything else answers 404 with the key and 401 without.
+PROXY_PREFIXES = ("/v1/",)
+PROXY_EXACT = ("/health", "/metrics", "/version")
+PROXY_PORT = 8080
+LOOPBACK_NAMES = ("localhost",)
 
 
-def inference_services_errors(services, models):
-    """Every problem with ``services`` (given ``models``), as messages that name the variable and the entry."""
+def is_loopback(address):
+    """Whether a bind address only accepts connections from the host itself."""
+    if address in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(str(address).strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(service, key, errors, where, minimum=1):
+    if key in service and service[key] is not None:
+        value = service[key]
+        if not _int(value) or value < minimum:
+            errors.append(f"{where}.{key} must be a whole number of at least {minimum} (got {value!r})")
+
+
+def uses_proxy(service):
+    """Whether a reverse proxy publishes the service (default: vLLM bound beyond loopback)."""
+    if service.get("proxy") is not None:
+        return bool(service["proxy"])
+    return service.get("engine", "llamacpp") == "vllm" and not is_loopback(service.get("bind_address", "127.0.0.1"))
+
+
+def keyed(service):
+    return service.get("api_key_required", True) is not False
+
+
+def inference_services_errors(services, models, gpu_count=None):
+    """Every problem with ``services`` (given ``models``), as messages that name the variable and the entry.
+
+    ``gpu_count``, when known (from gpu_facts), bounds each service's ``tensor_parallel_size``.
+    """
     errors = []
     if not isinstance(services, list):
         return ["gpufleet_services must be a list of services"]
     model_names = {m.get("name") for m in models or [] if isinstance(m, dict)}
+    model_by_name = {m.get("name"): m for m in models or [] if isinstance(m, dict)}
     seen_names, seen_ports = {}, {}
     for index, service in enumerate(services):
         where = f"gpufleet_services[{index}]"
@@ -84,6 +156,8 @@ def inference_services_errors(services, models):
             if name in seen_names:
                 errors.append(f"{where}: the name is already used by gpufleet_services[{seen_names[name]}]")
             seen_names[name] = index
+            if name.endswith("-proxy") and name[:-6] in seen_names:
+                errors.append(f"{where}.name is the name of the proxy of gpufleet_services[{seen_names[name[:-6]]}]")
         engine = service.get("engine", "llamacpp")
         if engine not in ENGINES:
             errors.append(f"{where}.engine must be one of {', '.join(ENGINES)} (got {engine!r})")
@@ -91,25 +165,66 @@ def inference_services_errors(services, models):
         if model not in model_names:
             errors.append(f"{where}.model {model!r} is not the name of an entry of gpufleet_models "
                           f"({', '.join(sorted(n for n in model_names if n)) or 'none defined'})")
+        bind = service.get("bind_address", "127.0.0.1")
+        if not isinstance(bind, str) or not bind:
+            errors.append(f"{where}.bind_address must be an IP address (got {bind!r})")
+            bind = "127.0.0.1"
         port = service.get("port")
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        if not _int(port) or not 1 <= port <= 65535:
             errors.append(f"{where}.port must be a number from 1 to 65535 (got {port!r})")
         else:
-            bind = service.get("bind_address", "127.0.0.1")
-            key = (bind, port)
             clash = seen_ports.get(port)
-            if clash is not None and (clash[0] == bind or "0.0.0.0" in (clash[0], bind)):
+            if clash is not None and (clash[0] == bind or "0.0.0.0" in (clash[0], bind) or "::" in (clash[0], bind)):
                 errors.append(f"{where}.port {port} is already published by gpufleet_services[{clash[1]}]")
-            seen_ports.setdefault(port, (key[0], index))
-        context = service.get("context", 4096)
-        if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+            seen_ports.setdefault(port, (bind, index))
+        container_port = service.get("container_port", port)
+        if not _int(container_port) or not 1 <= container_port <= 65535:
+            errors.append(f"{where}.container_port must be a number from 1 to 65535 (got {container_port!r})")
+        context = service.get("context", 4096 if engine == "llamacpp" else None)
+        if context is not None and (not _int(context) or context < 0):
             errors.append(f"{where}.context must be a whole number of tokens, 0 for the model's own (got {context!r})")
         verbosity = service.get("log_verbosity", LOG_VERBOSITY)
-        if not isinstance(verbosity, int) or isinstance(verbosity, bool) or not 0 <= verbosity <= 5:
+        if not _int(verbosity) or not 0 <= verbosity <= 5:
             errors.append(f"{where}.log_verbosity must be a number from 0 to 5 (got {verbosity!r})")
         args = service.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
             errors.append(f"{where}.args must be a list of command-line arguments")
+        environment = service.get("environment", {})
+        if not isinstance(environment, dict):
+            errors.append(f"{where}.environment must be a dict of variable names to values")
+        for key in ("api_key_required", "public_without_key", "proxy", "hub_cache", "enforce_eager"):
+            if key in service and service[key] is not None and not isinstance(service[key], bool):
+                errors.append(f"{where}.{key} must be true or false (got {service[key]!r})")
+        if "api_key" in service and (not isinstance(service["api_key"], str) or not API_KEY_RE.match(service["api_key"])):
+            errors.append(f"{where}.api_key must be 8 to 512 characters of letters, digits and . _ ~ + / = -")
+        if not keyed(service):
+            if "api_key" in service:
+                errors.append(f"{where}: api_key is set but api_key_required is false")
+            if not is_loopback(bind) and service.get("public_without_key") is not True:
+                errors.append(f"{where}: api_key_required is false and bind_address {bind} is beyond loopback: anyone "
+                              f"who reaches the host can use the model; set public_without_key: true to allow it")
+        _positive_int(service, "parallel", errors, where)
+        _positive_int(service, "max_num_seqs", errors, where)
+        _positive_int(service, "tensor_parallel_size", errors, where)
+        tp = service.get("tensor_parallel_size")
+        if _int(tp) and gpu_count is not None and tp > max(int(gpu_count), 1):
+            errors.append(f"{where}.tensor_parallel_size {tp} is more than the {gpu_count} GPU(s) found on the host")
+        gmu = service.get("gpu_memory_utilization")
+        if gmu is not None and (isinstance(gmu, bool) or not isinstance(gmu, (int, float)) or not 0 < gmu <= 1):
+            errors.append(f"{where}.gpu_memory_utilization must be a fraction in (0, 1] (got {gmu!r})")
+        ulimits = service.get("ulimits", {})
+        if not isinstance(ulimits, dict):
+            errors.append(f"{where}.ulimits must be a dict such as {{memlock: -1, stack: 67108864}}")
+        ipc = service.get("ipc")
+        if ipc is not None and ipc not in ("host", "private", "shareable"):
+            errors.append(f"{where}.ipc must be host, private or shareable (got {ipc!r})")
+        if service.get("hub_cache") and not (model_by_name.get(model) or {}).get("hf"):
+            errors.append(f"{where}.hub_cache needs model {model!r} to have an hf source (hf.repo) for vLLM to fetch")
+        if engine != "vllm":
+            for key in ("gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "hub_cache", "quantization",
+                        "kv_cache_dtype", "enforce_eager", "dtype"):
+                if key in service:
+                    errors.append(f"{where}.{key} is a vLLM setting; this service's engine is {engine}")
     return errors
 
 
@@ -117,14 +232,14 @@ NVIDIA_DEVICE_MODES = ("reservation", "cdi")
 
 
 def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", group_ids=None, environment=None,
-                            dri_present=True):
+                            dri_present=True, engine="llamacpp"):
     """The Compose keys that give a service the host's GPU for an image built for ``backend``.
 
     ``gpu`` is the ``gpufleet_gpu`` fact (for unified memory), ``group_ids`` the host's numeric ids of the groups
     that own the GPU device nodes (video, render), ``environment`` more variables for the engine (for example
     ``HSA_OVERRIDE_GFX_VERSION`` when the inventory sets one). ``dri_present`` says whether the host has
     ``/dev/dri``: ROCm needs it, Vulkan uses it when it is there and otherwise only has CPU Vulkan devices
-    (Mesa's lavapipe).
+    (Mesa's lavapipe). ``engine`` is the engine the wiring is for (ggml's unified-memory switch is llama.cpp's).
     """
     gpu = gpu or {}
     wiring = {}
@@ -138,7 +253,7 @@ def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", gro
         else:
             wiring["deploy"] = {"resources": {"reservations": {"devices": [
                 {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}}
-        if gpu.get("unified_memory"):
+        if gpu.get("unified_memory") and engine == "llamacpp":
             # GB10: CUDA allocations may use all of the shared system memory, not only what the driver calls VRAM.
             env["GGML_CUDA_ENABLE_UNIFIED_MEMORY"] = "1"
     elif backend in ("rocm", "vulkan"):
@@ -162,15 +277,60 @@ def inference_device_wiring(backend, gpu=None, nvidia_devices="reservation", gro
     return wiring
 
 
-def start_period(size_bytes):
-    """Health-check start period, in seconds, for a model file of ``size_bytes``."""
+def start_period(size_bytes, engine="llamacpp"):
+    """Health-check start period, in seconds, for a model of ``size_bytes``."""
     gib = max(0, int(size_bytes or 0)) / 2**30
+    if engine == "vllm":
+        return int(VLLM_START_PERIOD_BASE_S + VLLM_START_PERIOD_PER_GIB_S * gib + 0.999)
     return int(START_PERIOD_BASE_S + START_PERIOD_PER_GIB_S * gib + 0.999)
+
+
+def _device(service, settings):
+    engine = service.get("engine", "llamacpp")
+    by_engine = settings.get("device_by_engine") or {}
+    device = copy.deepcopy(by_engine.get(engine, settings.get("device") or {}))
+    tp = service.get("tensor_parallel_size")
+    reservation = device.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
+    if engine == "vllm" and tp and reservation:
+        # Seed 002: as many GPUs as tensor-parallel ranks, not all of them.
+        device["deploy"] = {"resources": {"reservations": {"devices": [
+            dict(reservation[0], count=int(tp))]}}}
+    return device
+
+
+def _published(service):
+    port = service["port"]
+    return [f"{service.get('bind_address', '127.0.0.1')}:{port}:{service.get('container_port', port)}"]
+
+
+def _common(service, settings, engine):
+    name = service["name"]
+    device = _device(service, settings)
+    size = settings.get("model_sizes", {}).get(name, 0)
+    environment = dict(device.get("environment", {}))
+    doc = {
+        "image": settings["images"][engine],
+        "environment": environment,
+        **{key: device[key] for key in ("devices", "group_add", "deploy") if key in device},
+        "restart": service.get("restart", "unless-stopped"),
+        "labels": {
+            "org.gpufleet.service": name,
+            "org.gpufleet.engine": engine,
+            "org.gpufleet.model": service["model"],
+            "org.gpufleet.auth": "api-key" if keyed(service) else "none",
+        },
+    }
+    if not uses_proxy(service):
+        doc["ports"] = _published(service)
+    if keyed(service):
+        doc["secrets"] = [f"{name}_api_key"]
+    health_start = service.get("health_start_period", start_period(size, engine))
+    return doc, f"{health_start}s"
 
 
 def _llamacpp(service, settings):
     name = service["name"]
-    port = service["port"]
+    port = service.get("container_port", service["port"])
     model = service["model"]
     model_file = service.get("model_file") or settings.get("model_files", {}).get(name)
     if not model_file:
@@ -181,8 +341,9 @@ def _llamacpp(service, settings):
         "--host", "0.0.0.0",
         "--port", str(port),
         "--ctx-size", str(service.get("context", 4096)),
-        "--api-key-file", f"/run/secrets/{name}_api_key",
     ]
+    if keyed(service):
+        command += ["--api-key-file", f"/run/secrets/{name}_api_key"]
     if service.get("parallel"):
         command += ["--parallel", str(service["parallel"])]
     if service.get("gpu_layers") is not None:
@@ -191,29 +352,179 @@ def _llamacpp(service, settings):
     # verify role reads what the server really runs on from there. 3 is llama-server's default.
     command += ["--log-verbosity", str(service.get("log_verbosity", LOG_VERBOSITY))]
     command += [str(arg) for arg in service.get("args", [])]
-    size = settings.get("model_sizes", {}).get(name, 0)
-    device = settings.get("device") or {}
-    return {
-        "image": settings["images"]["llamacpp"],
+    doc, health_start = _common(service, settings, "llamacpp")
+    doc["environment"].update({str(k): str(v) for k, v in service.get("environment", {}).items()})
+    doc.update({
         "command": command,
-        "ports": [f"{service.get('bind_address', '127.0.0.1')}:{port}:{port}"],
         "volumes": [f"{settings['models_dir']}/{model}:/models/{model}:ro"],
-        "secrets": [f"{name}_api_key"],
-        "environment": dict(device.get("environment", {}), **service.get("environment", {})),
-        **{key: device[key] for key in ("devices", "group_add", "deploy") if key in device},
         "healthcheck": {
             "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"],
             "interval": "10s",
             "timeout": "5s",
             "retries": 3,
-            "start_period": f"{service.get('health_start_period', start_period(size))}s",
+            "start_period": health_start,
         },
+    })
+    return _ordered(doc)
+
+
+def vllm_setting(service, plan, key, plan_key=None):
+    """A vLLM flag's value: the service's own, else the planner's."""
+    if service.get(key) is not None:
+        return service[key]
+    return (plan or {}).get(plan_key or key)
+
+
+def _vllm(service, settings):
+    name = service["name"]
+    port = service.get("container_port", service["port"])
+    model = service["model"]
+    plan = (settings.get("plans") or {}).get(name) or {}
+    source = next((m for m in settings.get("models", []) if m.get("name") == model), {}) or {}
+    command = []
+    if service.get("hub_cache"):
+        hf = source.get("hf") or {}
+        command += ["--model", hf.get("repo", model)]
+        if hf.get("revision"):
+            command += ["--revision", str(hf["revision"])]
+    else:
+        command += ["--model", f"/models/{model}"]
+    command += ["--served-model-name", service.get("served_name", model), "--host", "0.0.0.0", "--port", str(port)]
+    context = vllm_setting(service, plan, "context")
+    if context:
+        command += ["--max-model-len", str(context)]
+    for key, flag in (("gpu_memory_utilization", "--gpu-memory-utilization"), ("max_num_seqs", "--max-num-seqs"),
+                      ("tensor_parallel_size", "--tensor-parallel-size")):
+        value = vllm_setting(service, plan, key)
+        if value is not None:
+            command += [flag, str(value)]
+    for key, flag in (("dtype", "--dtype"), ("quantization", "--quantization"), ("kv_cache_dtype", "--kv-cache-dtype")):
+        if service.get(key):
+            command += [flag, str(service[key])]
+    if service.get("enforce_eager"):
+        command.append("--enforce-eager")
+    command += [str(arg) for arg in service.get("args", [])]
+    doc, health_start = _common(service, settings, "vllm")
+    environment = doc["environment"]
+    environment["VLLM_NO_USAGE_STATS"] = "1"
+    if not service.get("hub_cache"):
+        # The weights are on the host already: no hub requests at start-up.
+        environment["HF_HUB_OFFLINE"] = "1"
+    environment.update({str(k): str(v) for k, v in service.get("environment", {}).items()})
+    if keyed(service):
+        # The key reaches vLLM as VLLM_API_KEY, read from the secret when the container starts: not in the
+        # command line (ps, docker inspect) and not in compose.yaml.
+        doc["entrypoint"] = ["/bin/sh", "-c",
+                             f'VLLM_API_KEY="$(cat /run/secrets/{name}_api_key)" && export VLLM_API_KEY && '
+                             f'exec {" ".join(VLLM_MODULE)} "$@"', "vllm"]
+    else:
+        doc["entrypoint"] = list(VLLM_MODULE)
+    volumes = [] if service.get("hub_cache") else [f"{settings['models_dir']}/{model}:/models/{model}:ro"]
+    volumes += [f"{settings.get('hf_cache_dir', '/opt/gpufleet/hf-cache')}:/root/.cache/huggingface",
+                f"{settings.get('vllm_cache_dir', '/opt/gpufleet/vllm-cache')}:/root/.cache/vllm"]
+    doc.update({"command": command, "volumes": volumes})
+    if settings.get("hf_token_file"):
+        doc["env_file"] = [settings["hf_token_file"]]
+    ipc = service.get("ipc", None if service.get("shm_size") else "host")
+    if ipc:
+        doc["ipc"] = ipc
+    if service.get("shm_size"):
+        doc["shm_size"] = str(service["shm_size"])
+    doc["ulimits"] = dict(VLLM_ULIMITS, **service.get("ulimits", {}))
+    doc["healthcheck"] = {
+        # Python is in every vLLM image; curl is not.
+        "test": ["CMD", "python3", "-c", "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)",
+                 f"http://127.0.0.1:{port}/health"],
+        "interval": "15s",
+        "timeout": "5s",
+        "retries": 3,
+        "start_period": health_start,
+    }
+    return _ordered(doc)
+
+
+ORDER = ("image", "entrypoint", "command", "ports", "volumes", "env_file", "environment", "secrets", "devices",
+         "group_add", "deploy", "ipc", "shm_size", "ulimits", "healthcheck", "depends_on", "restart", "labels")
+
+
+def _ordered(doc):
+    return {key: doc[key] for key in ORDER if key in doc and doc[key] not in ({}, [])}
+
+
+def inference_proxy_config(service, api_key=None):
+    """The nginx configuration of a service's proxy: every request without the key answers 401."""
+    name = service["name"]
+    upstream = f"http://{name}:{service.get('container_port', service['port'])}"
+    if api_key is not None and not API_KEY_RE.match(str(api_key)):
+        raise AnsibleFilterError(f"gpufleet_services ({name}): the API key holds characters the proxy cannot match")
+    unauthorized = ('{"error":{"message":"Missing or invalid API key","type":"invalid_request_error",'
+                    '"code":"invalid_api_key"}}')
+    check = "            if ($gpufleet_authorized = 0) { return 401 '%s'; }\n" % unauthorized if keyed(service) else ""
+    forward = (
+        # Through a variable and Docker's DNS: resolved per request, so the proxy starts (and restarts after a
+        # reboot) even while the engine's container is not up yet, and answers 502 until it is.
+        f"            set $gpufleet_upstream {upstream};\n"
+        "            proxy_pass $gpufleet_upstream;\n"
+        "            proxy_http_version 1.1;\n"
+        "            proxy_set_header Host $host;\n"
+        "            proxy_set_header Connection \"\";\n"
+        "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        # Streamed completions: pass each server-sent event on as it comes; long generations take minutes.
+        "            proxy_buffering off;\n"
+        "            proxy_request_buffering off;\n"
+        "            proxy_read_timeout 3600s;\n"
+        "            proxy_send_timeout 3600s;\n"
+        "            client_max_body_size 64m;\n"
+    )
+    lines = [
+        f"# Written by gpufleet.inference.inference_stack for the service {name}: the only way in from outside.",
+        "worker_processes 2;",
+        "error_log stderr warn;",
+        "pid /tmp/nginx.pid;",
+        "events { worker_connections 1024; }",
+        "http {",
+        "    access_log /dev/stdout;",
+        "    default_type application/json;",
+        "    server_tokens off;",
+        "    client_body_temp_path /tmp/nginx-client-body;",
+        "    proxy_temp_path /tmp/nginx-proxy;",
+        "    fastcgi_temp_path /tmp/nginx-fastcgi;",
+        "    uwsgi_temp_path /tmp/nginx-uwsgi;",
+        "    scgi_temp_path /tmp/nginx-scgi;",
+        "    resolver 127.0.0.11 valid=10s ipv6=off;",
+        "    map $http_authorization $gpufleet_authorized {",
+        "        default 0;",
+    ]
+    if api_key is not None:
+        lines.append(f'        "Bearer {api_key}" 1;')
+    lines += [
+        "    }",
+        "    server {",
+        f"        listen {PROXY_PORT};",
+        "        location / {",
+        check.rstrip("\n") if check else "",
+        "            return 404 '{\"error\":{\"message\":\"Not found\",\"type\":\"not_found\"}}';",
+        "        }",
+    ]
+    for prefix in PROXY_PREFIXES:
+        lines += [f"        location {prefix} {{", check.rstrip("\n"), forward.rstrip("\n"), "        }"]
+    for path in PROXY_EXACT:
+        lines += [f"        location = {path} {{", check.rstrip("\n"), forward.rstrip("\n"), "        }"]
+    lines += ["    }", "}"]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _proxy(service, settings):
+    name = service["name"]
+    config = f"{settings.get('proxy_config_dir', settings['secrets_dir'])}/{name}-proxy.conf"
+    return {
+        "image": settings.get("proxy_image", "nginx:1.28-alpine"),
+        "command": ["nginx", "-c", "/etc/gpufleet/nginx.conf", "-g", "daemon off;"],
+        "ports": [f"{service.get('bind_address', '127.0.0.1')}:{service['port']}:{PROXY_PORT}"],
+        "volumes": [f"{config}:/etc/gpufleet/nginx.conf:ro"],
+        "depends_on": {name: {"condition": "service_healthy"}},
         "restart": service.get("restart", "unless-stopped"),
-        "labels": {
-            "org.gpufleet.service": name,
-            "org.gpufleet.engine": "llamacpp",
-            "org.gpufleet.model": model,
-        },
+        "labels": {"org.gpufleet.service": f"{name}-proxy", "org.gpufleet.proxy-for": name},
     }
 
 
@@ -226,9 +537,91 @@ def inference_compose(services, settings):
         engine = service.get("engine", "llamacpp")
         if not settings.get("images", {}).get(engine):
             raise AnsibleFilterError(f"gpufleet_services ({service['name']}): no image for engine {engine!r}")
-        document["services"][service["name"]] = _llamacpp(service, settings)
-        document["secrets"][f"{service['name']}_api_key"] = {"file": f"{settings['secrets_dir']}/{service['name']}.key"}
+        render = _vllm if engine == "vllm" else _llamacpp
+        document["services"][service["name"]] = render(service, settings)
+        if uses_proxy(service):
+            document["services"][f"{service['name']}-proxy"] = _proxy(service, settings)
+        if keyed(service):
+            document["secrets"][f"{service['name']}_api_key"] = {"file": f"{settings['secrets_dir']}/{service['name']}.key"}
+    if not document["secrets"]:
+        del document["secrets"]
     return document
+
+
+def _run_groups(project, name, svc, secrets):
+    """One service of a Compose document as a docker run command: a list of word groups (an option and its value)."""
+    groups = [["docker", "run", "--detach"], ["--name", f"{project}-{name}-1"], ["--network", project],
+              ["--network-alias", name], ["--restart", svc.get("restart", "no")]]
+    groups += [["--publish", port] for port in svc.get("ports", [])]
+    groups += [["--volume", volume] for volume in svc.get("volumes", [])]
+    groups += [["--volume", f"{secrets[secret]['file']}:/run/secrets/{secret}:ro"] for secret in svc.get("secrets", [])]
+    groups += [["--env-file", env_file] for env_file in svc.get("env_file", [])]
+    groups += [["--env", f"{key}={value}"] for key, value in svc.get("environment", {}).items()]
+    groups += [["--device", device] for device in svc.get("devices", [])]
+    groups += [["--group-add", str(group)] for group in svc.get("group_add", [])]
+    for request in svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", []):
+        count = request.get("count", "all")
+        groups.append(["--gpus", "all" if count == "all" else str(count)])
+    if svc.get("ipc"):
+        groups.append(["--ipc", svc["ipc"]])
+    if svc.get("shm_size"):
+        groups.append(["--shm-size", svc["shm_size"]])
+    for key, value in svc.get("ulimits", {}).items():
+        groups.append(["--ulimit", f"{key}={value['soft']}:{value['hard']}" if isinstance(value, dict) else f"{key}={value}"])
+    health = svc.get("healthcheck")
+    if health:
+        test = health["test"]
+        groups += [["--health-cmd", shlex.join(test[1:]) if test[0] == "CMD" else test[1]],
+                   ["--health-interval", health["interval"]], ["--health-timeout", health["timeout"]],
+                   ["--health-retries", str(health["retries"])], ["--health-start-period", health["start_period"]]]
+    groups += [["--label", f"{key}={value}"] for key, value in svc.get("labels", {}).items()]
+    entrypoint = svc.get("entrypoint") or []
+    if entrypoint:
+        groups.append(["--entrypoint", entrypoint[0]])
+    groups.append([svc["image"]])
+    rest = [str(w) for w in entrypoint[1:]] + [str(w) for w in svc.get("command", [])]
+    while rest:
+        # An option with its value on one line, as a reader expects.
+        take = 2 if rest[0].startswith("-") and len(rest) > 1 and not rest[1].startswith("--") else 1
+        groups.append(rest[:take])
+        rest = rest[take:]
+    return groups
+
+
+def _sh_quote(word):
+    """shlex.quote, but a word that holds single quotes and nothing the shell expands goes in double quotes."""
+    quoted = shlex.quote(word)
+    if quoted != word and "'" in word and not any(c in word for c in '"$`\\!'):
+        return f'"{word}"'
+    return quoted
+
+
+def inference_docker_run(services, settings):
+    """The Compose project of ``services`` as a shell script of docker run lines, in start order."""
+    document = inference_compose(services, settings)
+    project = document["name"]
+    lines = [
+        "#!/bin/sh",
+        "# The same containers as compose.yaml, with docker run (written by gpufleet.inference).",
+        "# Compose also waits for each engine's healthcheck before it starts its proxy; here the",
+        "# proxies start at once and answer 502 until their engine is up.",
+        "set -eu",
+        f"docker network inspect {shlex.quote(project)} >/dev/null 2>&1 || docker network create {shlex.quote(project)}",
+    ]
+    ordered = sorted(document["services"].items(), key=lambda item: bool(item[1].get("depends_on")))
+    for name, svc in ordered:
+        groups = _run_groups(project, name, svc, document.get("secrets", {}))
+        lines.append("")
+        lines.append(" \\\n  ".join(" ".join(_sh_quote(w) for w in group) for group in groups))
+    return "\n".join(lines) + "\n"
+
+
+def inference_services_with(services, feature):
+    """The services that keep an API key (``api_key``) or that a reverse proxy publishes (``proxy``)."""
+    tests = {"api_key": keyed, "proxy": uses_proxy}
+    if feature not in tests:
+        raise AnsibleFilterError(f"inference_services_with: feature must be one of {', '.join(tests)} (got {feature!r})")
+    return [service for service in services or [] if isinstance(service, dict) and tests[feature](service)]
 
 
 class FilterModule:
@@ -237,4 +630,7 @@ class FilterModule:
             "inference_compose": inference_compose,
             "inference_services_errors": inference_services_errors,
             "inference_device_wiring": inference_device_wiring,
+            "inference_docker_run": inference_docker_run,
+            "inference_proxy_config": inference_proxy_config,
+            "inference_services_with": inference_services_with,
         }

@@ -428,6 +428,21 @@ class InferenceProbe:
         self.fail("unauthorized", reason, answer)
         return None  # not reached
 
+    def check_routes(self, routes):
+        """Step 3 too: each of ``routes`` (paths) must answer 401 (or 403) to a GET without the key.
+
+        Returns the status of each route. A route that answers anything else fails the step, naming it: a reverse
+        proxy in front of vLLM must keep ``/metrics``, ``/health`` and the rest closed, not only ``/v1``.
+        """
+        statuses = {}
+        for route in routes:
+            answer = self.request("GET", route, auth=False)
+            statuses[route] = answer.status
+            if answer.status not in (401, 403):
+                got = f"HTTP {answer.status}" if answer.status is not None else f"no answer ({answer.error})"
+                self.fail("unauthorized", f"{route} answered {got} without the API key; expected 401", answer)
+        return statuses
+
     def chat(self, model, prompt, max_tokens):
         """Step 4: a plain chat completion must come back with some text."""
         answer = self.request("POST", "/v1/chat/completions", payload=self.chat_payload(model, prompt, max_tokens))
@@ -506,7 +521,7 @@ class InferenceProbe:
     # -- all of it ----------------------------------------------------------------------------
 
     def run(self, model, health_timeout=300, interval=1.0, prompt=DEFAULT_PROMPT, max_tokens=64,
-            check_unauthorized=True):
+            check_unauthorized=True, unauthorized_routes=()):
         """Run every step; ``self.result`` holds what was found so far when one raises ``ProbeError``."""
         self.result = {
             "base_url": self.base_url,
@@ -514,6 +529,7 @@ class InferenceProbe:
             "health": None,
             "models": None,
             "unauthorized_status": None,
+            "unauthorized_routes": {},
             "chat": None,
             "stream": None,
             "ttft_ms": None,
@@ -523,6 +539,7 @@ class InferenceProbe:
         self.result["models"] = self.list_models(model)
         if check_unauthorized and self.api_key:
             self.result["unauthorized_status"] = self.check_unauthorized(model)
+            self.result["unauthorized_routes"] = self.check_routes(unauthorized_routes)
         self.result["chat"] = self.chat(model, prompt, max_tokens)
         stream = self.stream(model, prompt, max_tokens)
         self.result["stream"] = stream

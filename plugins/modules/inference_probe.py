@@ -22,7 +22,8 @@ description:
   - C(unauthorized) - when O(check_unauthorized=true) and O(api_key) is set, a chat completion request
     (C(max_tokens=1)) sent B(without) the key must be refused with 401 (or 403). The completion endpoint is
     checked rather than C(/v1/models) because C(llama-server) serves C(/health) and the model listings to
-    anyone even with C(--api-key).
+    anyone even with C(--api-key). Then each of O(unauthorized_routes) must answer 401 (or 403) to a C(GET) without
+    the key.
   - C(chat) - C(POST /v1/chat/completions), not streamed, C(temperature=0), must return a choice with some
     content (or reasoning content).
   - C(stream) - the same request streamed as server-sent events, asking for a usage chunk. Measures the time
@@ -91,6 +92,15 @@ options:
       - Check that a request without O(api_key) is refused. Skipped when O(api_key) is not set.
     type: bool
     default: true
+  unauthorized_routes:
+    description:
+      - Paths that must answer 401 (or 403) to a C(GET) without the key, in the C(unauthorized) step, for example
+        C(/metrics) and C(/health) behind a reverse proxy that guards every route. Checked only when the
+        C(unauthorized) step runs.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.1.0
   validate_certs:
     description:
       - Verify the server's TLS certificate for C(https) URLs.
@@ -190,6 +200,11 @@ unauthorized_status:
   returned: success
   type: int
   sample: 401
+unauthorized_routes:
+  description: The HTTP status of each of O(unauthorized_routes) asked for without the key.
+  returned: success
+  type: dict
+  sample: {"/metrics": 401, "/health": 401}
 chat:
   description: The non-streamed completion.
   returned: success
@@ -355,6 +370,7 @@ def main():
             prompt=dict(type="str", default=DEFAULT_PROMPT),
             max_tokens=dict(type="int", default=64, no_log=False),  # a count of tokens, not a secret
             check_unauthorized=dict(type="bool", default=True),
+            unauthorized_routes=dict(type="list", elements="str", default=[]),
             validate_certs=dict(type="bool", default=True),
             use_proxy=dict(type="bool", default=True),
             headers=dict(type="dict", default={}),
@@ -378,6 +394,7 @@ def main():
             prompt=params["prompt"],
             max_tokens=params["max_tokens"],
             check_unauthorized=params["check_unauthorized"],
+            unauthorized_routes=params["unauthorized_routes"],
         )
     except ProbeError as exc:
         module.fail_json(msg=str(exc), step=exc.step, url=exc.url, status=exc.status, body=exc.body, **probe.result)
