@@ -60,11 +60,16 @@ def read_int(path, base=10):
 
 def mem_available_bytes():
     """MemAvailable of /proc/meminfo in bytes (the kernel's estimate of memory that can be allocated without swapping)."""
+    return meminfo_bytes("MemAvailable")
+
+
+def meminfo_bytes(key):
+    """A line of /proc/meminfo (``MemTotal``, ``MemAvailable``) in bytes, or None."""
     text = read_text(os.path.join(PROC_ROOT, "meminfo"))
     if not text:
         return None
     for line in text.splitlines():
-        if line.startswith("MemAvailable:"):
+        if line.startswith(key + ":"):
             fields = line.split()
             try:
                 value = int(fields[1])
@@ -160,6 +165,7 @@ def facts(vendor, source, devices, driver_version=None, cuda_driver_version=None
         "unified_memory": unified,
         "memory_total_bytes": memory_total,
         "memory_budget_bytes": budget,
+        "system_memory_bytes": meminfo_bytes("MemTotal") if unified else None,
         "devices": devices,
     }
 

@@ -157,6 +157,12 @@ ansible_facts:
               carve-out, at most C(MemAvailable)). Discrete GPUs - the sum of free device memory. Null when unknown.
           type: int
           sample: 121397862400
+        system_memory_bytes:
+          description:
+            - On unified memory, C(MemTotal) of C(/proc/meminfo) - the total that vLLM's C(gpu_memory_utilization) is a
+              fraction of on GB10. Null on discrete GPUs and when unknown.
+          type: int
+          sample: 130661117952
         unusable_devices:
           description:
             - NVIDIA and AMD display or 3D controllers on the PCI bus that are not in RV(ansible_facts.gpufleet_gpu.devices)

@@ -237,6 +237,8 @@ def test_gb10_unified_memory_budget_from_meminfo(host, monkeypatch, check_mode):
     assert gpu["memory_total_bytes"] is None
     assert gpu["memory_budget_bytes"] == kib_line(data["proc"]["meminfo"], "MemAvailable") == 121393643520
     assert "MemAvailable" in gpu["reason"]
+    # MemTotal: what vLLM's gpu_memory_utilization is a fraction of on GB10 (the serving planner needs it).
+    assert gpu["system_memory_bytes"] == kib_line(data["proc"]["meminfo"], "MemTotal")
     device = gpu["devices"][0]
     assert device["name"] == "NVIDIA GB10"
     assert device["pci_bus_id"] == "000f:01:00.0"
@@ -261,6 +263,7 @@ def test_two_h100_discrete_budget_is_free_device_memory(host, monkeypatch):
     assert gpu["vendor"] == "nvidia" and gpu["count"] == 2
     assert gpu["cuda_architectures"] == ["90"]
     assert gpu["unified_memory"] is False
+    assert gpu["system_memory_bytes"] is None
     assert gpu["memory_total_bytes"] == 2 * 81559 * MIB == 171041619968
     assert gpu["memory_budget_bytes"] == 2 * 81080 * MIB
     assert gpu["reason"] == ""
