@@ -25,7 +25,9 @@ def ansible(tool, *args):
     return subprocess.run([str(BIN / tool), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize("inventory", ["inventory/example", "inventory/demo"])
+@pytest.mark.parametrize("inventory", ["inventory/example", "inventory/demo", "inventory/examples/terrarium",
+                                       "inventory/examples/glm-flash", "inventory/examples/vllm-planned",
+                                       "inventory/examples/strieber"])
 def test_shipped_inventories_pass_the_check(inventory):
     proc = ansible("ansible-playbook", "-i", inventory, "playbooks/check_inventory.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
