@@ -491,8 +491,24 @@ def _context_key(service):
         else "context"
 
 
+def complete_shape(shape):
+    """A shape written by hand (an inventory's ``plan`` hint: layers, kv_heads, head_dim, ...) with the KV figures
+    the planner computes from them, as ``shape_from_hf_config`` gives them."""
+    shape = dict(shape or {})
+    if not shape.get("kv_values_per_token"):
+        layers, kv_heads = _int(shape.get("layers")), _int(shape.get("kv_heads") or shape.get("heads"))
+        head_dim = _int(shape.get("head_dim"))
+        if not head_dim and _int(shape.get("hidden")) and _int(shape.get("heads")):
+            head_dim = _int(shape["hidden"]) // _int(shape["heads"])
+        if layers and kv_heads and head_dim:
+            # K and V, per layer.
+            shape["kv_values_per_token"] = 2 * kv_heads * head_dim * layers
+    return shape
+
+
 def plan_service(service, shape, budget, engine=None):
     """Plan one service (see the module docstring). Returns the plan; ``error`` is None when all is well."""
+    shape = complete_shape(shape)
     service = service if isinstance(service, dict) else {}
     engine = engine or service.get("engine") or "llamacpp"
     budget = budget if isinstance(budget, dict) else budget_from_gpu(budget)
@@ -520,7 +536,10 @@ def plan_service(service, shape, budget, engine=None):
     if context and limit and context > limit:
         errors.append("%s.%s %d is above the model's own limit of %d tokens"
                       % (_where(service), key, context, limit))
-    if engine == "vllm":
+    if not shape.get("kv_values_per_token"):
+        errors.append("%s: the model's shape gives no KV-cache size (it needs layers, kv_heads and head_dim, "
+                      "from config.json, the GGUF metadata or the model entry's plan hint)" % _where(service))
+    elif engine == "vllm":
         _plan_vllm(service, shape, budget, plan, context, errors)
     else:
         _plan_llamacpp(service, shape, budget, plan, context, errors)
