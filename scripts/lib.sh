@@ -36,4 +36,4 @@ image_label() {
 }
 
 # Whether a molecule scenario serves an engine image: its converge.yml loads one from .cache/images/.
-uses_engine_images() { grep -q '/images/llamacpp-' "$GPUFLEET_ROOT/molecule/$1/converge.yml"; }
+uses_engine_images() { grep -qE '/images/(llamacpp|vllm)-' "$GPUFLEET_ROOT/molecule/$1/converge.yml"; }

@@ -26,7 +26,7 @@ inputs_of() {
       echo "$image $(image_label "$image" org.gpufleet.inputs)"
     done
     if uses_engine_images "$1"; then
-      cat "$GPUFLEET_CACHE"/images/llamacpp-*.ref 2>/dev/null || true
+      cat "$GPUFLEET_CACHE"/images/llamacpp-*.ref "$GPUFLEET_CACHE"/images/vllm-*.ref 2>/dev/null || true
     fi
   } | sha256sum | cut -d' ' -f1
 }
