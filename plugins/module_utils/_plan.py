@@ -552,7 +552,10 @@ def _vllm_kv_per_token(service, shape, errors):
     if kv_dtype == "auto":
         dtype = service.get("dtype") or "auto"
         if dtype == "auto":
+            # vLLM's dtype "auto" runs a float32 checkpoint in 16 bits (float16 on GPUs, bfloat16 on CPUs).
             dtype = shape.get("dtype")
+            if dtype_bytes(dtype) > 2:
+                dtype = "bfloat16"
         size = dtype_bytes(dtype)
     elif kv_dtype.startswith("fp8"):
         size = 1
