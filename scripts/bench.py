@@ -77,7 +77,19 @@ BIG_SIZE = 10 * GiB
 RESUME_SECONDS = 10.0  # the rate-limited transfer of benchmark 4 would take this long
 RESUME_KILL_AT = 0.5
 
-BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends")
+# 7. vLLM: the test bed's CPU image and tiny model (scripts/build-engine-images.sh makes both).
+VLLM_REF_FILE = os.path.join(CACHE, "images", "vllm-cpu.ref")
+VLLM_MODEL_DIR = os.path.join(CACHE, "models", "vllm-test-model")
+VLLM_BENCH = os.path.join(BENCH, "vllm")
+VLLM_PROJECT = "gpufleet-bench-vllm"
+VLLM_SERVICE = "vllm-bench"
+VLLM_MAX_TOKENS = 64
+VLLM_REQUESTS_PER_SIDE = 3
+VLLM_KV_SPACE_GIB = 1  # VLLM_CPU_KVCACHE_SPACE of the benchmark's service
+# 8. plan: llama-server's own KV-cache figures at two context sizes against the planner's.
+PLAN_CONTEXTS = (2048, 8192)
+
+BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends", "vllm", "plan")
 NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -919,6 +931,211 @@ def bench_backends(args):
 # ---- main ---------------------------------------------------------------------------------------
 
 
+# ---- 7. vLLM: deployed service vs the same image by hand; start-up; KV cache vs the planner --------
+
+
+def _collection_import():
+    """The collection's planner, imported from this checkout."""
+    sys.path.insert(0, os.path.join(ROOT, "collections"))
+    from ansible_collections.gpufleet.inference.plugins.module_utils import _plan  # pylint: disable=import-outside-toplevel
+    return _plan
+
+
+def vllm_stream(url, key, model):
+    """One streamed chat completion of VLLM_MAX_TOKENS tokens: the client's decode tokens/s."""
+    body = json.dumps({
+        "model": model, "messages": [{"role": "user", "content": DECODE_PROMPT}], "max_tokens": VLLM_MAX_TOKENS,
+        "temperature": 0, "seed": DECODE_SEED, "stream": True, "ignore_eos": True,
+        "stream_options": {"include_usage": True},
+    }).encode()
+    request = urllib.request.Request(url + "/v1/chat/completions", data=body, method="POST", headers={
+        "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    first = last = None
+    chunks, tokens = 0, None
+    with _OPENER.open(request, timeout=600) as response:
+        for raw in response:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            data = json.loads(line[5:])
+            if data.get("usage"):
+                tokens = data["usage"].get("completion_tokens")
+            if any((c.get("delta") or {}).get("content") for c in data.get("choices") or []):
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                chunks += 1
+    tokens = tokens or chunks
+    if not first or last <= first or tokens < 2:
+        raise BenchError("%s streamed fewer than 2 tokens" % url)
+    return (tokens - 1) / (last - first)
+
+
+def wait_health_200(url, timeout=600, key=None):
+    """Seconds until GET /health answers 200 (polled every 0.25 s)."""
+    started = time.monotonic()
+    headers = {"Authorization": "Bearer " + key} if key else {}
+    while time.monotonic() - started < timeout:
+        try:
+            with _OPENER.open(urllib.request.Request(url + "/health", headers=headers), timeout=5) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise BenchError("%s/health did not answer 200 within %d s" % (url, timeout))
+
+
+def vllm_kv_tokens(container):
+    """The KV-cache size in tokens that vLLM logged at start-up."""
+    logs = run(["docker", "logs", container], check=False)[0]
+    found = re.findall(r"KV cache size: ([\d,]+) tokens", logs.stdout + logs.stderr)
+    if not found:
+        raise BenchError("vLLM logged no KV cache size")
+    return int(found[-1].replace(",", ""))
+
+
+def bench_vllm(args):
+    for path in (VLLM_REF_FILE, VLLM_MODEL_DIR):
+        if not os.path.exists(path):
+            raise BenchError("%s is missing: run `make engine-images` first" % path)
+    with open(VLLM_REF_FILE, encoding="utf-8") as handle:
+        image = handle.read().strip()
+    models = os.path.join(VLLM_BENCH, "models", "tiny-llama")
+    clear_dir(models)
+    shutil.copytree(VLLM_MODEL_DIR, models, dirs_exist_ok=True)
+    port, hand_port = free_port(), free_port()
+    env = base_env(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"))
+    hand = "bench-vllm-hand-%d" % os.getpid()
+    try:
+        started = time.perf_counter()
+        run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", os.path.join(ROOT, "tests", "bench", "vllm-stack.yml"),
+             "-e", "bench_dir=%s" % VLLM_BENCH, "-e", "bench_port=%d" % port, "-e", "bench_image=%s" % image],
+            env=env, timeout=1200, log_file=os.path.join(LOGS, "vllm-stack.log"))
+        deploy_s = time.perf_counter() - started
+        stack_url = "http://127.0.0.1:%d" % port
+        with open(os.path.join(VLLM_BENCH, "stack", "secrets", VLLM_SERVICE + ".key"), encoding="utf-8") as handle:
+            stack_key = handle.read().strip()
+        container = "%s-%s-1" % (VLLM_PROJECT, VLLM_SERVICE)
+        inspect = json.loads(run(["docker", "inspect", container])[0].stdout)[0]
+        cmd = list(inspect["Config"]["Cmd"])
+        model = option_value(cmd, "--served-model-name")
+        kv_tokens = vllm_kv_tokens(container)
+        # Start-up to healthy of the deployed service: a restart, /health polled.
+        run(["docker", "stop", container])
+        started = time.monotonic()
+        run(["docker", "start", container])
+        wait_health_200(stack_url)
+        stack_start = time.monotonic() - started
+        # The same image by hand, the same flags and mounts, its own key.
+        hand_key = secrets.token_urlsafe(24)
+        env_args = []
+        for item in inspect["Config"]["Env"]:
+            if item.split("=", 1)[0] in ("VLLM_CPU_KVCACHE_SPACE", "HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS"):
+                env_args += ["-e", item]
+        volumes = []
+        for mount in inspect.get("Mounts") or []:
+            if mount.get("Type") == "bind" and not mount["Destination"].startswith("/run/secrets"):
+                volumes += ["-v", "%s:%s%s" % (mount["Source"], mount["Destination"], "" if mount.get("RW") else ":ro")]
+        docker_cmd = (["docker", "run", "-d", "--name", hand, "--label", "org.gpufleet.bench=vllm",
+                       "-p", "127.0.0.1:%d:%s" % (hand_port, option_value(cmd, "--port")),
+                       "--shm-size", str(inspect["HostConfig"]["ShmSize"])]
+                      + ["--ulimit=%s=%d:%d" % (u["Name"], u["Soft"], u["Hard"]) for u in inspect["HostConfig"]["Ulimits"] or []]
+                      + env_args + ["-e", "VLLM_API_KEY=" + hand_key] + volumes + [image] + cmd)
+        started = time.monotonic()
+        run(docker_cmd)
+        hand_url = "http://127.0.0.1:%d" % hand_port
+        wait_health_200(hand_url)
+        hand_start = time.monotonic() - started
+        targets = {"stack": (stack_url, stack_key), "hand": (hand_url, hand_key)}
+        for side in targets:  # warm-up
+            vllm_stream(targets[side][0], targets[side][1], model)
+        samples = {"stack": [], "hand": []}
+        round_ratios = []
+        for index in range(args.rounds):
+            for side in sides_in_order(("stack", "hand"), index):
+                for _request in range(VLLM_REQUESTS_PER_SIDE):
+                    samples[side].append(vllm_stream(targets[side][0], targets[side][1], model))
+            per_round = {s: median(samples[s][-VLLM_REQUESTS_PER_SIDE:]) for s in samples}
+            round_ratios.append(ratio(per_round["stack"], per_round["hand"]))
+            log("vllm round %d: stack %.1f tok/s, hand %.1f tok/s" % (index + 1, per_round["stack"], per_round["hand"]))
+    finally:
+        subprocess.run(["docker", "rm", "-f", hand], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        compose = os.path.join(VLLM_BENCH, "stack", "compose.yaml")
+        if os.path.exists(compose):
+            subprocess.run(["docker", "compose", "-p", VLLM_PROJECT, "-f", compose, "down"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+    with open(os.path.join(VLLM_BENCH, "plan.json"), encoding="utf-8") as handle:
+        plan = json.load(handle)[VLLM_SERVICE]
+    planned_tokens = VLLM_KV_SPACE_GIB * GiB // plan["kv_bytes_per_token"]
+    kv_error = planned_tokens / kv_tokens - 1
+    tps = {s: median(samples[s]) for s in samples}
+    value = ratio(tps["stack"], tps["hand"])
+    return {
+        "image": image,
+        "hand_command": " ".join(docker_cmd).replace(hand_key, "<key>"),
+        "deploy_to_healthy_s": deploy_s,
+        "start_to_healthy_s": {"stack": stack_start, "hand": hand_start},
+        "client_tps": tps,
+        "round_ratios": round_ratios,
+        "kv": {"planner_bytes_per_token": plan["kv_bytes_per_token"], "planner_tokens": planned_tokens,
+               "vllm_tokens": kv_tokens},
+        "rows": [
+            ("vllm", "decode via the stack (client tok/s)", "%.1f" % tps["stack"], "", ""),
+            ("vllm", "decode by hand, same image and flags (client tok/s)", "%.1f" % tps["hand"], "", ""),
+            ("vllm", "stack / by hand (decode)", "%.3f" % value, ">= 0.97", value >= 0.97),
+            ("vllm", "start to healthy, stack (restart, s)", "%.1f" % stack_start, "", ""),
+            ("vllm", "start to healthy, by hand (s)", "%.1f" % hand_start, "", ""),
+            ("vllm", "site run to healthy (compose wait, s)", "%.1f" % deploy_s, "", ""),
+            ("vllm", "KV cache tokens: planner / vLLM - 1", "%+.1f %%" % (100 * kv_error), "within 10 %",
+             abs(kv_error) <= 0.10),
+        ],
+    }
+
+
+# ---- 8. plan: the planner's KV cache against llama-server's, at two context sizes ---------------
+
+
+def llamacpp_kv_mib(image, context):
+    """llama-server's KV cache at ``context`` tokens: the sum of its `llama_kv_cache: size = X MiB` lines."""
+    name = "bench-plan-%d-%d" % (os.getpid(), context)
+    directory = os.path.dirname(MODEL_FILE)
+    try:
+        run(["docker", "run", "-d", "--name", name, "-v", "%s:/m:ro" % directory, image,
+             "--model", "/m/" + os.path.basename(MODEL_FILE), "--ctx-size", str(context), "--port", "8080"])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            logs = run(["docker", "logs", name], check=False)[0]
+            text = logs.stdout + logs.stderr
+            if "server is listening" in text or "main: model loaded" in text:
+                sizes = re.findall(r"llama_kv_cache(?:_unified)?: +size = +([\d.]+) MiB", text)
+                if sizes:
+                    return sum(float(x) for x in sizes)
+            time.sleep(0.5)
+        raise BenchError("llama-server logged no KV cache size within 120 s")
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def bench_plan(args):
+    _plan = _collection_import()
+    ref_file = os.path.join(CACHE, "images", "llamacpp-cpu.ref")
+    if not os.path.exists(ref_file) or not os.path.exists(MODEL_FILE):
+        raise BenchError("the CPU llama.cpp image or the demo model is missing: run `make engine-images` first")
+    with open(ref_file, encoding="utf-8") as handle:
+        image = handle.read().strip()
+    shape = _plan.shape_from_gguf(MODEL_FILE)
+    rows, figures = [], {}
+    for context in PLAN_CONTEXTS:
+        measured = llamacpp_kv_mib(image, context)
+        planned = _plan.llamacpp_kv_bytes(shape, context) / 2**20
+        error = planned / measured - 1
+        figures[context] = {"planner_mib": planned, "llama_server_mib": measured}
+        rows.append(("plan", "KV at %d tokens: planner / llama-server - 1 (%.1f / %.1f MiB)" % (context, planned, measured),
+                     "%+.1f %%" % (100 * error), "within 10 %", abs(error) <= 0.10))
+    return {"image": image, "kv": figures, "rows": rows}
+
+
 def print_table(rows):
     headers = ("benchmark", "figure", "value", "goal", "met")
     cells = [[r[0], r[1], r[2], r[3], "" if r[4] == "" else ("yes" if r[4] else "NO")] for r in rows]
@@ -973,7 +1190,7 @@ def main(argv=None):
     if others:
         log("WARNING: other gpufleet containers are running (%s); they share the CPU and disk" % ", ".join(others))
     functions = {"decode": bench_decode, "download": bench_download, "noop": bench_noop, "resume": bench_resume,
-                 "converge": bench_converge, "backends": bench_backends}
+                 "converge": bench_converge, "backends": bench_backends, "vllm": bench_vllm, "plan": bench_plan}
     results, errors, rows = {}, {}, []
     for name in args.only:
         log("== %s (%d rounds)" % (name, args.rounds))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, gpufleet.inference contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write the tiny Hugging Face model that the vLLM tests serve: no weights are downloaded.
@@ -68,7 +67,7 @@ def corpus_lines(seed=SEED, lines=6000):
     rng = np.random.default_rng(seed)
     words = np.array(_WORDS)
     out = []
-    for _ in range(lines):
+    for _line in range(lines):
         n = int(rng.integers(4, 16))
         sentence = " ".join(words[rng.integers(0, len(words), n)])
         number = int(rng.integers(0, 10000))

@@ -22,7 +22,7 @@ inputs_of() {
       scripts/lib.sh scripts/build-test-images.sh scripts/fetch-demo-inputs.sh scripts/molecule-scenarios.sh \
       scripts/build-engine-images.sh \
       | LC_ALL=C sort | xargs -d '\n' sha256sum
-    for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm gpufleet/vulkan-build:bookworm; do
+    for image in gpufleet/debian:bookworm gpufleet/test-host:bookworm gpufleet/vulkan-build:bookworm gpufleet/nginx:bookworm; do
       echo "$image $(image_label "$image" org.gpufleet.inputs)"
     done
     if uses_engine_images "$1"; then

@@ -93,6 +93,9 @@ LOG_VERBOSITY = 4
 # Seed 000 (NVIDIA's NGC container guide): unlimited locked memory, a 64 MiB stack.
 VLLM_ULIMITS = {"memlock": -1, "stack": 67108864}
 VLLM_MODULE = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+# The healthcheck: GET /health on the port given as argument, with the Python every vLLM image has (not curl).
+VLLM_HEALTH_PY = ('import sys, http.client as h; c = h.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=4); '
+                  'c.request("GET", "/health"); sys.exit(c.getresponse().status != 200)')
 # Routes the proxy forwards (with the key); everything else answers 404 with the key and 401 without.
 PROXY_PREFIXES = ("/v1/",)
 PROXY_EXACT = ("/health", "/metrics", "/version")
@@ -433,8 +436,7 @@ def _vllm(service, settings):
     doc["ulimits"] = dict(VLLM_ULIMITS, **service.get("ulimits", {}))
     doc["healthcheck"] = {
         # Python is in every vLLM image; curl is not.
-        "test": ["CMD", "python3", "-c", "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)",
-                 f"http://127.0.0.1:{port}/health"],
+        "test": ["CMD", "python3", "-c", VLLM_HEALTH_PY, str(port)],
         "interval": "15s",
         "timeout": "5s",
         "retries": 3,

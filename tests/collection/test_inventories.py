@@ -51,9 +51,22 @@ SERVICES_CLASH = {"gpufleet_services": [{"name": "a", "model": "m", "port": 8000
 UNKNOWN_PLATFORM = {"gpufleet_platform": "dgx-spark", "gpufleet_services": [{"name": "a", "model": "m", "port": 8000}]}
 
 
+VLLM = {"name": "a", "engine": "vllm", "model": "m", "port": 8000}
+
+
 @pytest.mark.parametrize("broken, message", [
     (SERVICES_CLASH, "gpufleet_services[1] (b).port 8000 is already published by gpufleet_services[0]"),
     (UNKNOWN_PLATFORM, "gpufleet_platform must be dgx_spark, strix_halo, nvidia, amd or cpu (got dgx-spark)"),
+    ({"gpufleet_services": [dict(VLLM, gpu_memory_utilization=1.2)]},
+     "gpufleet_services[0] (a).gpu_memory_utilization must be a fraction in (0, 1] (got 1.2)"),
+    ({"gpufleet_services": [dict(VLLM, gpu_memory_utilization=0)]},
+     "gpufleet_services[0] (a).gpu_memory_utilization must be a fraction in (0, 1] (got 0)"),
+    ({"gpufleet_services": [dict(VLLM, api_key_required=False, bind_address="0.0.0.0")]},
+     "gpufleet_services[0] (a): api_key_required is false and bind_address 0.0.0.0 is beyond loopback"),
+    ({"gpufleet_services": [VLLM], "vllm_image_source": "dockerhub"},
+     "vllm_image_source must be ngc, upstream, rocm, rocm_build or cpu (got dockerhub)"),
+    ({"gpufleet_services": [VLLM, dict(VLLM, name="b", container_port=8000, bind_address="0.0.0.0")]},
+     "gpufleet_services[1] (b).port 8000 is already published by gpufleet_services[0]"),
 ])
 def test_a_broken_inventory_is_stopped_naming_the_variable(tmp_path, broken, message):
     inventory = tmp_path / "hosts.yml"

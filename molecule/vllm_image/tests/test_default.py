@@ -29,7 +29,7 @@ def registry_digest(host, tag):
     headers = host.check_output(
         f"curl -sf -I -u {USER}:{PASSWORD} -H 'Accept: {accept}' http://{REGISTRY}/v2/{REPO}/manifests/{tag}")
     for line in headers.splitlines():
-        name, _, value = line.partition(":")
+        name, _sep, value = line.partition(":")
         if name.strip().lower() == "docker-content-digest":
             return value.strip()
     raise AssertionError(f"no digest in the registry's answer: {headers}")
