@@ -989,10 +989,18 @@ def wait_health_200(url, timeout=600, key=None):
 def vllm_kv_tokens(container):
     """The KV-cache size in tokens that vLLM logged at start-up."""
     logs = run(["docker", "logs", container], check=False)[0]
-    found = re.findall(r"KV cache size: ([\d,]+) tokens", logs.stdout + logs.stderr)
+    found = re.findall(r"KV cache size: ([\d,]+) tokens", (logs.stdout or "") + (logs.stderr or ""))
     if not found:
         raise BenchError("vLLM logged no KV cache size")
     return int(found[-1].replace(",", ""))
+
+
+def memlock_limit():
+    """The hard limit on locked memory when it is finite ('' when unlimited): an engine without
+    CAP_SYS_RESOURCE cannot give a container more (vLLM's default is unlimited, -1)."""
+    import resource  # pylint: disable=import-outside-toplevel
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return "" if hard == resource.RLIM_INFINITY else str(hard)
 
 
 def bench_vllm(args):
@@ -1010,7 +1018,8 @@ def bench_vllm(args):
     try:
         started = time.perf_counter()
         run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", os.path.join(ROOT, "tests", "bench", "vllm-stack.yml"),
-             "-e", "bench_dir=%s" % VLLM_BENCH, "-e", "bench_port=%d" % port, "-e", "bench_image=%s" % image],
+             "-e", "bench_dir=%s" % VLLM_BENCH, "-e", "bench_port=%d" % port, "-e", "bench_image=%s" % image,
+             "-e", "bench_memlock=%s" % memlock_limit()],
             env=env, timeout=1200, log_file=os.path.join(LOGS, "vllm-stack.log"))
         deploy_s = time.perf_counter() - started
         stack_url = "http://127.0.0.1:%d" % port
@@ -1106,7 +1115,7 @@ def llamacpp_kv_mib(image, context):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             logs = run(["docker", "logs", name], check=False)[0]
-            text = logs.stdout + logs.stderr
+            text = (logs.stdout or "") + (logs.stderr or "")
             if "server is listening" in text or "main: model loaded" in text:
                 sizes = re.findall(r"llama_kv_cache(?:_unified)?: +size = +([\d.]+) MiB", text)
                 if sizes:
