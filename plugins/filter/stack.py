@@ -453,6 +453,13 @@ def _ordered(doc):
     return {key: doc[key] for key in ORDER if key in doc and doc[key] not in ({}, [])}
 
 
+def _bucket_size(length):
+    size = 64
+    while size < length + 32:
+        size *= 2
+    return size
+
+
 def inference_proxy_config(service, api_key=None):
     """The nginx configuration of a service's proxy: every request without the key answers 401."""
     name = service["name"]
@@ -494,6 +501,8 @@ def inference_proxy_config(service, api_key=None):
         "    uwsgi_temp_path /tmp/nginx-uwsgi;",
         "    scgi_temp_path /tmp/nginx-scgi;",
         "    resolver 127.0.0.11 valid=10s ipv6=off;",
+        # A map bucket must hold the longest key ("Bearer " and the key, plus nginx's own bytes).
+        f"    map_hash_bucket_size {_bucket_size(len(api_key or '') + 7)};",
         "    map $http_authorization $gpufleet_authorized {",
         "        default 0;",
     ]
@@ -525,6 +534,15 @@ def _proxy(service, settings):
         "ports": [f"{service.get('bind_address', '127.0.0.1')}:{service['port']}:{PROXY_PORT}"],
         "volumes": [f"{config}:/etc/gpufleet/nginx.conf:ro"],
         "depends_on": {name: {"condition": "service_healthy"}},
+        # A configuration nginx refuses makes it exit and restart over and over: Compose's wait then fails
+        # instead of reporting a restarting proxy as up.
+        "healthcheck": {
+            "test": ["CMD", "nginx", "-t", "-q", "-c", "/etc/gpufleet/nginx.conf"],
+            "interval": "30s",
+            "timeout": "5s",
+            "retries": 3,
+            "start_period": "5s",
+        },
         "restart": service.get("restart", "unless-stopped"),
         "labels": {"org.gpufleet.service": f"{name}-proxy", "org.gpufleet.proxy-for": name},
     }

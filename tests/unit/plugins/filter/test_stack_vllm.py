@@ -196,3 +196,11 @@ def test_docker_run_lines_match_the_compose_project():
     assert flag(by_name["gpufleet-q8-1"], "--publish") == "127.0.0.1:11347:11346"
     # The proxy starts after the engine it guards.
     assert list(by_name)[-1] == "gpufleet-glm-proxy-1"
+
+
+@pytest.mark.parametrize("length", [16, 48, 200, 512])
+def test_proxy_config_makes_room_for_the_key_in_its_map(length):
+    # nginx refuses to start ("could not build map_hash") when "Bearer <key>" outgrows a map bucket.
+    conf = inference_proxy_config(terrarium(bind_address="0.0.0.0"), "k" * length)
+    bucket = int(conf.split("map_hash_bucket_size ")[1].split(";")[0])
+    assert bucket >= len("Bearer ") + length + 32 and bucket & (bucket - 1) == 0
