@@ -83,8 +83,8 @@ VLLM_MODEL_DIR = os.path.join(CACHE, "models", "vllm-test-model")
 VLLM_BENCH = os.path.join(BENCH, "vllm")
 VLLM_PROJECT = "gpufleet-bench-vllm"
 VLLM_SERVICE = "vllm-bench"
-VLLM_MAX_TOKENS = 64
-VLLM_REQUESTS_PER_SIDE = 3
+VLLM_MAX_TOKENS = 256
+VLLM_REQUESTS_PER_SIDE = 5
 VLLM_KV_SPACE_GIB = 1  # VLLM_CPU_KVCACHE_SPACE of the benchmark's service
 # 8. plan: llama-server's own KV-cache figures at two context sizes against the planner's.
 PLAN_CONTEXTS = (2048, 8192)
@@ -942,33 +942,23 @@ def _collection_import():
 
 
 def vllm_stream(url, key, model):
-    """One streamed chat completion of VLLM_MAX_TOKENS tokens: the client's decode tokens/s."""
-    body = json.dumps({
+    """One chat completion of VLLM_MAX_TOKENS tokens (``ignore_eos``): completion tokens / wall time.
+
+    Not streamed: with a tiny model the tokens come faster than the client reads them, and the arrival times of
+    streamed chunks then say more about socket buffering than about decoding. The prompt is short, so the wall
+    time is nearly all decode.
+    """
+    body = {
         "model": model, "messages": [{"role": "user", "content": DECODE_PROMPT}], "max_tokens": VLLM_MAX_TOKENS,
-        "temperature": 0, "seed": DECODE_SEED, "stream": True, "ignore_eos": True,
-        "stream_options": {"include_usage": True},
-    }).encode()
-    request = urllib.request.Request(url + "/v1/chat/completions", data=body, method="POST", headers={
-        "Authorization": "Bearer " + key, "Content-Type": "application/json"})
-    first = last = None
-    chunks, tokens = 0, None
-    with _OPENER.open(request, timeout=600) as response:
-        for raw in response:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line.startswith("data:") or line == "data: [DONE]":
-                continue
-            data = json.loads(line[5:])
-            if data.get("usage"):
-                tokens = data["usage"].get("completion_tokens")
-            if any((c.get("delta") or {}).get("content") for c in data.get("choices") or []):
-                now = time.perf_counter()
-                first = first or now
-                last = now
-                chunks += 1
-    tokens = tokens or chunks
-    if not first or last <= first or tokens < 2:
-        raise BenchError("%s streamed fewer than 2 tokens" % url)
-    return (tokens - 1) / (last - first)
+        "temperature": 0, "seed": DECODE_SEED, "ignore_eos": True,
+    }
+    started = time.perf_counter()
+    data = http_json(url + "/v1/chat/completions", data=body, headers={"Authorization": "Bearer " + key}, timeout=600)
+    wall = time.perf_counter() - started
+    tokens = (data.get("usage") or {}).get("completion_tokens") or 0
+    if tokens < VLLM_MAX_TOKENS:
+        raise BenchError("%s generated %d tokens, not %d" % (url, tokens, VLLM_MAX_TOKENS))
+    return tokens / wall
 
 
 def wait_health_200(url, timeout=600, key=None):
@@ -1057,12 +1047,26 @@ def bench_vllm(args):
         wait_health_200(hand_url)
         hand_start = time.monotonic() - started
         targets = {"stack": (stack_url, stack_key), "hand": (hand_url, hand_key)}
-        for side in targets:  # warm-up
-            vllm_stream(targets[side][0], targets[side][1], model)
+        containers = {"stack": container, "hand": hand}
+
+        def only(side):
+            # One vLLM at a time: with both running on 2 cores the ratio moved between 0.42 and 1.05 from run to run.
+            other = "hand" if side == "stack" else "stack"
+            subprocess.run(["docker", "pause", containers[other]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+            subprocess.run(["docker", "unpause", containers[side]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+            time.sleep(1)
+
+        for side in targets:  # warm-up: vLLM's first requests of a shape are slower (kernels, allocations)
+            only(side)
+            for _warm in range(3):
+                vllm_stream(targets[side][0], targets[side][1], model)
         samples = {"stack": [], "hand": []}
         round_ratios = []
         for index in range(args.rounds):
             for side in sides_in_order(("stack", "hand"), index):
+                only(side)
                 for _request in range(VLLM_REQUESTS_PER_SIDE):
                     samples[side].append(vllm_stream(targets[side][0], targets[side][1], model))
             per_round = {s: median(samples[s][-VLLM_REQUESTS_PER_SIDE:]) for s in samples}
@@ -1070,6 +1074,8 @@ def bench_vllm(args):
             log("vllm round %d: stack %.1f tok/s, hand %.1f tok/s" % (index + 1, per_round["stack"], per_round["hand"]))
     finally:
         subprocess.run(["docker", "rm", "-f", hand], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(["docker", "unpause", "%s-%s-1" % (VLLM_PROJECT, VLLM_SERVICE)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
         compose = os.path.join(VLLM_BENCH, "stack", "compose.yaml")
         if os.path.exists(compose):
             subprocess.run(["docker", "compose", "-p", VLLM_PROJECT, "-f", compose, "down"], stdout=subprocess.DEVNULL,
@@ -1111,12 +1117,13 @@ def llamacpp_kv_mib(image, context):
     directory = os.path.dirname(MODEL_FILE)
     try:
         run(["docker", "run", "-d", "--name", name, "-v", "%s:/m:ro" % directory, image,
-             "--model", "/m/" + os.path.basename(MODEL_FILE), "--ctx-size", str(context), "--port", "8080"])
+             "--model", "/m/" + os.path.basename(MODEL_FILE), "--ctx-size", str(context), "--port", "8080",
+             "--log-verbosity", "4"])  # the KV-cache lines are logged at 4
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             logs = run(["docker", "logs", name], check=False)[0]
             text = (logs.stdout or "") + (logs.stderr or "")
-            if "server is listening" in text or "main: model loaded" in text:
+            if "listening on" in text:
                 sizes = re.findall(r"llama_kv_cache(?:_unified)?: +size = +([\d.]+) MiB", text)
                 if sizes:
                     return sum(float(x) for x in sizes)
