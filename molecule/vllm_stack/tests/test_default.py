@@ -118,6 +118,9 @@ def test_report_says_how_each_service_is_reached():
     assert vllm["engine"] == "vllm" and vllm["proxy"] is True and vllm["auth"] == "api-key"
     assert vllm["models"] == ["tiny-llama"]
     assert vllm["tokens_per_second"] > 0
+    # The image the vllm_image role gave, with the vLLM version it read from the image.
+    assert vllm["image"]["version"].startswith("0.32.0") and vllm["image"]["backend"] == "cpu"
+    assert vllm["image"]["ref"].startswith("gpufleet/vllm:cpu-")
     assert vllm["unauthorized_routes"] and set(vllm["unauthorized_routes"].values()) == {401}
     assert by_name["open"]["auth"] == "none" and by_name["open"]["api_key_file"] is None
     assert by_name["open"]["unauthorized_status"] is None
