@@ -99,7 +99,7 @@ def test_h100_gets_cuda_90_and_no_unified_memory(tmp_path):
     got, log = render(tmp_path, H100)
     assert got, log
     assert cmake_flags(got["dockerfile"])["CMAKE_CUDA_ARCHITECTURES"] == "90"
-    assert "GGML_CUDA_ENABLE_UNIFIED_MEMORY" not in got["service"]["environment"]
+    assert "GGML_CUDA_ENABLE_UNIFIED_MEMORY" not in got["service"].get("environment", {})
     assert got["service"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
 
 
@@ -127,7 +127,7 @@ def test_strix_halo_gets_hip_gfx1151_with_kfd_dri_and_numeric_groups(tmp_path):
     assert service["group_add"] == ["44", "992"]
     assert "deploy" not in service
     # gfx1151 is supported by ROCm 7.0.2 and later: no HSA_OVERRIDE_GFX_VERSION unless the inventory sets one.
-    assert "HSA_OVERRIDE_GFX_VERSION" not in service["environment"]
+    assert "HSA_OVERRIDE_GFX_VERSION" not in service.get("environment", {})
 
 
 def test_strix_halo_with_vulkan(tmp_path):
