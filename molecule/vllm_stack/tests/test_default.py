@@ -104,11 +104,19 @@ def test_keyless_service_answers_without_a_key_on_loopback_only(host):
     assert {line.split()[3].rsplit(":", 1)[0] for line in listening.splitlines()} == {"127.0.0.1"}
 
 
-@pytest.mark.parametrize("name", ["vllm-chat", "vllm-chat-proxy"])
-def test_proxy_files_are_root_only(host, name):
-    path = f"{STACK}/secrets/{name}.key" if name == "vllm-chat" else f"{STACK}/secrets/{name}.conf"
-    f = host.file(path)
+@pytest.mark.parametrize("path", ["vllm-chat.key", "vllm-chat-proxy.conf", "hf.env"])
+def test_secret_files_are_root_only(host, path):
+    f = host.file(f"{STACK}/secrets/{path}")
     assert f.mode == 0o600 and f.user == "root"
+
+
+def test_hf_token_reaches_vllm_from_its_env_file_only(host):
+    env = json.loads(host.check_output("docker inspect --format '{{json .Config.Env}}' gpufleet-vllm-chat-1"))
+    assert "HF_TOKEN=not-a-real-token-for-tests" in env
+    assert "not-a-real-token" not in host.file(f"{STACK}/compose.yaml").content_string
+    # llama.cpp services do not get it.
+    env = json.loads(host.check_output("docker inspect --format '{{json .Config.Env}}' gpufleet-q4-1"))
+    assert not any(item.startswith("HF_TOKEN=") for item in env)
 
 
 def test_report_says_how_each_service_is_reached():
