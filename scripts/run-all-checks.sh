@@ -27,8 +27,13 @@ t0=$(date +%s)
 if stage setup make --no-print-directory venv docker images inputs; then
   # Building the engine images keeps both cores busy for a long while, and most checks and
   # scenarios mostly wait (on the network, dpkg, systemd): the images are built meanwhile,
-  # and only the scenarios that serve them wait for them.
-  stage engine-images make --no-print-directory engine-images >"$RESULTS/engine-images.log" 2>&1 &
+  # and only the scenarios that serve them wait for them. The CPU images (llama.cpp, vLLM)
+  # come first, so that the scenarios serving them run while the Vulkan image builds.
+  (
+    stage engine-images-cpu scripts/build-engine-images.sh cpu vllm-cpu >"$RESULTS/engine-images.log" 2>&1
+    echo $? >"$RESULTS/engine-images-cpu.rc"
+    stage engine-images-vulkan scripts/build-engine-images.sh vulkan >>"$RESULTS/engine-images.log" 2>&1
+  ) &
   engine_images=$!
   stage yamllint make --no-print-directory yamllint
   stage ansible-lint make --no-print-directory ansible-lint
@@ -36,17 +41,25 @@ if stage setup make --no-print-directory venv docker images inputs; then
   stage sanity make --no-print-directory sanity
   stage unit make --no-print-directory unit
   stage check-cuda make --no-print-directory check-cuda
-  early=() late=()
+  early=() late_cpu=() late_vulkan=()
   for s in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort); do
-    if uses_engine_images "$s"; then late+=("$s"); else early+=("$s"); fi
+    if ! uses_engine_images "$s"; then early+=("$s")
+    elif grep -q '/images/llamacpp-vulkan' "molecule/$s/converge.yml"; then late_vulkan+=("$s")
+    else late_cpu+=("$s"); fi
   done
   stage molecule scripts/molecule-scenarios.sh "${early[@]}"
+  while [ ! -s "$RESULTS/engine-images-cpu.rc" ]; do sleep 5; done
+  if [ "$(cat "$RESULTS/engine-images-cpu.rc")" = 0 ]; then
+    stage molecule-engines scripts/molecule-scenarios.sh "${late_cpu[@]}"
+  else
+    echo "CPU engine images failed: the scenarios that serve them (${late_cpu[*]}) were not run"
+  fi
   if wait "$engine_images"; then
     cat "$RESULTS/engine-images.log"
-    stage molecule-engines scripts/molecule-scenarios.sh "${late[@]}"
+    stage molecule-vulkan scripts/molecule-scenarios.sh "${late_vulkan[@]}"
   else
     cat "$RESULTS/engine-images.log"
-    echo "engine images failed: the scenarios that serve them (${late[*]}) were not run"
+    echo "engine images failed: the scenarios that serve the Vulkan image (${late_vulkan[*]}) were not run"
   fi
 fi
 echo "===== summary ($(( $(date +%s) - t0 )) s)"

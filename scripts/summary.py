@@ -84,8 +84,9 @@ def main(results: Path) -> int:
     add("CUDA compile (sm_121, sm_90)", stage_ok("check-cuda") and bool(cuda),
         f"{', '.join(ln.split(' (')[0] for ln in cuda) or 'no result'} ({stage_detail('check-cuda')})")
 
-    add("engine images", stage_ok("engine-images"),
-        f"llama.cpp cpu and vulkan images through the llamacpp_image role, built and checked ({stage_detail('engine-images')})")
+    add("engine images", stage_ok("engine-images-cpu") and stage_ok("engine-images-vulkan"),
+        "llama.cpp cpu and vulkan images (llamacpp_image role, built and checked), vLLM CPU image (vllm_image role) "
+        f"(cpu and vLLM {stage_detail('engine-images-cpu')}, then vulkan {stage_detail('engine-images-vulkan')})")
 
     scenarios = sorted(p.parent.name for p in Path("molecule").glob("*/molecule.yml"))
     for scenario in scenarios:
