@@ -32,6 +32,8 @@ description:
   - The companion filter C(inference_docker_run) gives the same project as a shell script of C(docker run) lines.
   - The companion filter C(inference_proxy_config) gives the nginx configuration of a service's proxy, and
     C(inference_services_with) the services that keep a key (V(api_key)) or that a proxy publishes (V(proxy)).
+  - The companion filter C(inference_tensor_parallel_errors) lists the services that ask for more GPUs than were
+    found, and C(inference_declared_models) what the inventory says of each service's model file and size.
 options:
   _input:
     description: The services (see the inference_stack role's argument spec for their keys).
@@ -209,9 +211,8 @@ def inference_services_errors(services, models, gpu_count=None):
         _positive_int(service, "parallel", errors, where)
         _positive_int(service, "max_num_seqs", errors, where)
         _positive_int(service, "tensor_parallel_size", errors, where)
-        tp = service.get("tensor_parallel_size")
-        if _int(tp) and gpu_count is not None and tp > max(int(gpu_count), 1):
-            errors.append(f"{where}.tensor_parallel_size {tp} is more than the {gpu_count} GPU(s) found on the host")
+        if gpu_count is not None:
+            errors += inference_tensor_parallel_errors([service], gpu_count, where=where)
         gmu = service.get("gpu_memory_utilization")
         if gmu is not None and (isinstance(gmu, bool) or not isinstance(gmu, (int, float)) or not 0 < gmu <= 1):
             errors.append(f"{where}.gpu_memory_utilization must be a fraction in (0, 1] (got {gmu!r})")
@@ -229,6 +230,34 @@ def inference_services_errors(services, models, gpu_count=None):
                 if key in service:
                     errors.append(f"{where}.{key} is a vLLM setting; this service's engine is {engine}")
     return errors
+
+
+def inference_tensor_parallel_errors(services, gpu_count, where=None):
+    """The services whose ``tensor_parallel_size`` asks for more GPUs than ``gpu_count`` (what gpu_facts found)."""
+    errors = []
+    for index, service in enumerate(services or []):
+        tp = service.get("tensor_parallel_size") if isinstance(service, dict) else None
+        if _int(tp) and tp > max(int(gpu_count or 0), 1):
+            name = where or f"gpufleet_services[{index}] ({service.get('name', '?')})"
+            errors.append(f"{name}.tensor_parallel_size {tp} is more than the {gpu_count} GPU(s) found on the host")
+    return errors
+
+
+def inference_declared_models(services, models):
+    """What the inventory says of each service's model without reading the host (render-only plans): the file a
+    llama.cpp service serves when it names none (the model's only declared file) and the size (``size_gb``)."""
+    by_name = {m.get("name"): m for m in models or [] if isinstance(m, dict)}
+    files, sizes = {}, {}
+    for service in services or []:
+        model = by_name.get(service.get("model")) or {}
+        if model.get("hf") is not None:
+            declared = list((model.get("hf") or {}).get("files") or [])
+        else:
+            declared = [model["path"].rstrip("/").rsplit("/", 1)[-1]] if model.get("path") else []
+        if len(declared) == 1:
+            files[service["name"]] = declared[0]
+        sizes[service["name"]] = int(float(model.get("size_gb") or 0) * 1000**3)
+    return {"model_files": files, "model_sizes": sizes}
 
 
 NVIDIA_DEVICE_MODES = ("reservation", "cdi")
@@ -653,4 +682,6 @@ class FilterModule:
             "inference_docker_run": inference_docker_run,
             "inference_proxy_config": inference_proxy_config,
             "inference_services_with": inference_services_with,
+            "inference_tensor_parallel_errors": inference_tensor_parallel_errors,
+            "inference_declared_models": inference_declared_models,
         }

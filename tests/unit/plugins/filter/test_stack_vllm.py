@@ -10,10 +10,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.gpufleet.inference.plugins.filter.stack import (
     inference_compose,
     inference_device_wiring,
+    inference_declared_models,
     inference_docker_run,
     inference_proxy_config,
     inference_services_errors,
     inference_services_with,
+    inference_tensor_parallel_errors,
 )
 
 MODELS = [
@@ -204,3 +206,20 @@ def test_proxy_config_makes_room_for_the_key_in_its_map(length):
     conf = inference_proxy_config(terrarium(bind_address="0.0.0.0"), "k" * length)
     bucket = int(conf.split("map_hash_bucket_size ")[1].split(";")[0])
     assert bucket >= len("Bearer ") + length + 32 and bucket & (bucket - 1) == 0
+
+
+def test_tensor_parallel_errors_name_each_service_that_wants_more_gpus():
+    services = [terrarium(tensor_parallel_size=4), terrarium(name="small", tensor_parallel_size=2), terrarium(name="one")]
+    assert inference_tensor_parallel_errors(services, 2) == [
+        "gpufleet_services[0] (glm).tensor_parallel_size 4 is more than the 2 GPU(s) found on the host"]
+    assert inference_tensor_parallel_errors(services, 4) == []
+
+
+def test_declared_models_give_the_only_file_and_the_size():
+    models = [{"name": "q4", "hf": {"repo": "o/r", "files": ["a-Q4.gguf"]}, "size_gb": 18},
+              {"name": "both", "hf": {"repo": "o/r", "files": ["a.gguf", "b.gguf"]}},
+              {"name": "local", "path": "/srv/models/c.gguf"}]
+    services = [{"name": "s1", "model": "q4"}, {"name": "s2", "model": "both"}, {"name": "s3", "model": "local"}]
+    got = inference_declared_models(services, models)
+    assert got["model_files"] == {"s1": "a-Q4.gguf", "s3": "c.gguf"}
+    assert got["model_sizes"] == {"s1": 18 * 1000**3, "s2": 0, "s3": 0}
