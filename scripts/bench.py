@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`make bench`: what the collection costs, measured side by side with doing the same thing by hand.
 
-Run after `make demo` (the demo stack must be deployed). Five benchmarks, each repeated ``--rounds``
+Run after `make demo` (the demo stack must be deployed). Nine benchmarks, each repeated ``--rounds``
 times with the two sides alternated within a round; medians are reported:
 
   1. decode    decode tokens/s of the deployed stack / the same image's llama-server run by hand
@@ -12,6 +12,10 @@ times with the two sides alternated within a round; medians are reported:
   5. converge  site.yml no-op re-run time / first converge of the stack (image built, model present)
   6. backends  llama-bench on the demo model: the Vulkan image on lavapipe (every layer offloaded) beside the
                CPU image (the test bed's engine images, make engine-images); a record, not a goal
+  7. vllm      decode tokens/s of a vLLM service deployed by inference_stack / the same image run by hand
+  8. plan      the serving planner's KV cache against vLLM's and llama-server's own
+  9. lanes     services with lanes: switch time per lane, time to first token of a request that switches,
+               tokens/s through the switching layer / straight to the lane (lane switcher and llama.cpp's router)
 
 Timings are printed, never asserted: the exit status is non-zero only when a benchmark could not run.
 Everything this script starts (fake hub processes, the hand-run llama-server container, ansible runs)
@@ -89,7 +93,7 @@ VLLM_KV_SPACE_GIB = 1  # VLLM_CPU_KVCACHE_SPACE of the benchmark's service
 # 8. plan: llama-server's own KV-cache figures at two context sizes against the planner's.
 PLAN_CONTEXTS = (2048, 8192)
 
-BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends", "vllm", "plan")
+BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends", "vllm", "plan", "lanes")
 NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -1151,6 +1155,172 @@ def bench_plan(args):
                      "%+.1f %%" % (100 * error), "within 10 %", abs(error) <= 0.10))
     return {"image": image, "kv": figures, "rows": rows}
 
+# ---- 9. lanes: switching between lanes, and what the switching layer costs --------------------------------------
+
+LANES_BENCH = os.path.join(BENCH, "lanes")
+LANES_PROJECT = "gpufleet-bench-lanes"
+LLAMACPP_REF_FILE = os.path.join(CACHE, "images", "llamacpp-cpu.ref")
+LANES_VLLM = ("vllm-lanes", ("tiny-a", "tiny-b"))
+LANES_GGUF = ("gguf-lanes", ("gemma-a", "gemma-b"))
+LANES_MAX_TOKENS = 256
+# Inside the vLLM container (its Python): one non-streamed completion of N tokens to a URL, tokens / wall seconds.
+LANES_CLIENT = (
+    "import json, sys, time, urllib.request as u\n"
+    "url, key, model, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+    "body = json.dumps({'model': model, 'messages': [{'role': 'user', 'content': 'Tell me a story.'}],"
+    " 'max_tokens': n, 'temperature': 0, 'seed': 7, 'ignore_eos': True}).encode()\n"
+    "req = u.Request(url + '/v1/chat/completions', data=body, headers={'Authorization': 'Bearer ' + key,"
+    " 'Content-Type': 'application/json'})\n"
+    "t = time.perf_counter(); data = json.loads(u.urlopen(req, timeout=600).read()); w = time.perf_counter() - t\n"
+    "print(data['usage']['completion_tokens'] / w)\n"
+)
+
+
+def _lanes_module():
+    """plugins/module_utils/_lanes.py (the router log parser the verify role uses)."""
+    sys.path.insert(0, os.path.join(ROOT, "collections"))
+    from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes  # pylint: disable=import-outside-toplevel
+    return _lanes
+
+
+def ttft(url, key, model, timeout=600):
+    """Seconds from sending a streamed chat request to its first content chunk."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
+                       "stream": True, "temperature": 0}).encode()
+    request = urllib.request.Request(url + "/v1/chat/completions", data=body, method="POST", headers={
+        "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    started = time.perf_counter()
+    with _OPENER.open(request, timeout=timeout) as response:
+        for line in response:
+            if line.startswith(b"data: ") and b'"content"' in line and b'"content":""' not in line:
+                return time.perf_counter() - started
+    raise BenchError("%s: no content chunk from %s" % (url, model))
+
+
+def router_last_switch(container):
+    logs = run(["docker", "logs", container], check=False)[0]
+    lines = ((logs.stdout or "") + (logs.stderr or "")).splitlines()
+    return _lanes_module().router_switches(lines)
+
+
+def router_lane_port(container, lane):
+    """The loopback port llama.cpp's router gave a lane's instance (its latest start)."""
+    logs = run(["docker", "logs", container], check=False)[0]
+    found = re.findall(r"spawning server instance with name=%s on port (\d+)" % re.escape(lane),
+                       (logs.stdout or "") + (logs.stderr or ""))
+    if not found:
+        raise BenchError("router log names no instance of %s" % lane)
+    return found[-1]
+
+
+def curl_tps(container, url, key, model):
+    """tokens/s of one completion with curl inside a container: completion tokens / curl's total time."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Tell me a story."}],
+                       "max_tokens": LANES_MAX_TOKENS, "temperature": 0, "seed": 7, "ignore_eos": True})
+    out = run(["docker", "exec", container, "curl", "-s", "-H", "Authorization: Bearer " + key, "-H",
+               "Content-Type: application/json", "-d", body, "-w", "\n%{time_total}", url + "/v1/chat/completions"])[0]
+    text, _sep, total = out.stdout.rpartition("\n")
+    return json.loads(text)["usage"]["completion_tokens"] / float(total)
+
+
+def bench_lanes(args):
+    for path in (VLLM_REF_FILE, LLAMACPP_REF_FILE, VLLM_MODEL_DIR, VLLM_MODEL_DIR + "-b", MODEL_FILE):
+        if not os.path.exists(path):
+            raise BenchError("%s is missing: run `make engine-images` first" % path)
+    images = {}
+    for key, path in (("vllm", VLLM_REF_FILE), ("llamacpp", LLAMACPP_REF_FILE)):
+        with open(path, encoding="utf-8") as handle:
+            images[key] = handle.read().strip()
+    for name, source in (("tiny-llama", VLLM_MODEL_DIR), ("tiny-llama-b", VLLM_MODEL_DIR + "-b")):
+        target = os.path.join(LANES_BENCH, "models", name)
+        clear_dir(target)
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    os.makedirs(os.path.join(LANES_BENCH, "models", "gemma"), exist_ok=True)
+    gemma = os.path.join(LANES_BENCH, "models", "gemma", os.path.basename(MODEL_FILE))
+    if not os.path.exists(gemma):
+        shutil.copy(MODEL_FILE, gemma)
+    ports = {"vllm": free_port(), "gguf": free_port()}
+    env = base_env(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"))
+    containers = {"vllm": "%s-%s-1" % (LANES_PROJECT, LANES_VLLM[0]), "gguf": "%s-%s-1" % (LANES_PROJECT, LANES_GGUF[0])}
+    switch = {"vllm": {}, "gguf": {}}
+    first_token = {"vllm": {"switch": [], "loaded": []}, "gguf": {"switch": [], "loaded": []}}
+    tps = {"vllm": {"through": [], "direct": []}, "gguf": {"through": [], "direct": []}}
+    try:
+        run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", os.path.join(ROOT, "tests", "bench", "lanes-stack.yml"),
+             "-e", "bench_dir=%s" % LANES_BENCH, "-e", "bench_vllm_port=%d" % ports["vllm"],
+             "-e", "bench_gguf_port=%d" % ports["gguf"], "-e", "bench_vllm_image=%s" % images["vllm"],
+             "-e", "bench_llamacpp_image=%s" % images["llamacpp"], "-e", "bench_memlock=%s" % memlock_limit()],
+            env=env, timeout=1200, log_file=os.path.join(LOGS, "lanes-stack.log"))
+        keys = {}
+        for group, (service, _lanes) in (("vllm", LANES_VLLM), ("gguf", LANES_GGUF)):
+            with open(os.path.join(LANES_BENCH, "stack", "secrets", service + ".key"), encoding="utf-8") as handle:
+                keys[group] = handle.read().strip()
+        urls = {group: "http://127.0.0.1:%d" % port for group, port in ports.items()}
+        lanes_of = {"vllm": LANES_VLLM[1], "gguf": LANES_GGUF[1]}
+        for group in ("vllm", "gguf"):
+            wait_health_200(urls[group])
+            # Alternate the two lanes: every request after the first switches. The time to first token of a
+            # switching request, then of a second request to the same (now loaded) lane.
+            for index in range(2 * args.rounds + 1):
+                lane = lanes_of[group][index % 2]
+                switching = ttft(urls[group], keys[group], lane)
+                loaded = ttft(urls[group], keys[group], lane)
+                if index == 0:
+                    continue  # the first lane may have been loaded at start
+                first_token[group]["switch"].append(switching)
+                first_token[group]["loaded"].append(loaded)
+                if group == "vllm":
+                    last = http_json(urls[group] + "/lanes", headers={"Authorization": "Bearer " + keys[group]})
+                    seconds = last["last_switch_seconds"]
+                else:
+                    seconds = router_last_switch(containers[group])["last_switch_seconds"]
+                switch[group].setdefault(lane, []).append(seconds)
+                log("lanes %s: switch to %s %.2f s, first token %.2f s (loaded: %.3f s)" % (
+                    group, lane, seconds, switching, loaded))
+        # Overhead of the switching layer on a loaded lane: tokens/s through it / straight to the lane's own server,
+        # both from inside the container (the same network path), alternated.
+        lane = LANES_VLLM[1][0]
+        ttft(urls["vllm"], keys["vllm"], lane)
+        config = json.loads(open(os.path.join(LANES_BENCH, "stack", "lanes", LANES_VLLM[0] + ".json"), encoding="utf-8").read())
+        lane_port = next(entry["port"] for entry in config["lanes"] if entry["name"] == lane)
+        vllm_sides = {"through": "http://127.0.0.1:%d" % config["port"], "direct": "http://127.0.0.1:%d" % lane_port}
+        gguf_lane = LANES_GGUF[1][0]
+        ttft(urls["gguf"], keys["gguf"], gguf_lane)
+        gguf_sides = {"through": "http://127.0.0.1:%d" % ports["gguf"],
+                      "direct": "http://127.0.0.1:%s" % router_lane_port(containers["gguf"], gguf_lane)}
+        for side in ("through", "direct"):  # warm-up
+            run(["docker", "exec", containers["vllm"], "python3", "-c", LANES_CLIENT, vllm_sides[side], keys["vllm"],
+                 lane, str(LANES_MAX_TOKENS)])
+        for index in range(args.rounds):
+            for side in sides_in_order(("through", "direct"), index):
+                out = run(["docker", "exec", containers["vllm"], "python3", "-c", LANES_CLIENT, vllm_sides[side],
+                           keys["vllm"], lane, str(LANES_MAX_TOKENS)])[0]
+                tps["vllm"][side].append(float(out.stdout.strip()))
+                tps["gguf"][side].append(curl_tps(containers["gguf"], gguf_sides[side], keys["gguf"], gguf_lane))
+            log("lanes round %d: vllm %.1f / %.1f tok/s, llama.cpp %.1f / %.1f tok/s (through / direct)" % (
+                index + 1, tps["vllm"]["through"][-1], tps["vllm"]["direct"][-1], tps["gguf"]["through"][-1],
+                tps["gguf"]["direct"][-1]))
+    finally:
+        compose = os.path.join(LANES_BENCH, "stack", "compose.yaml")
+        if os.path.exists(compose):
+            subprocess.run(["docker", "compose", "-p", LANES_PROJECT, "-f", compose, "down"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+    rows = []
+    names = {"vllm": "vLLM lanes (lane switcher)", "gguf": "llama.cpp lanes (router mode)"}
+    for group in ("vllm", "gguf"):
+        for lane, values in sorted(switch[group].items()):
+            rows.append(("lanes", "%s: switch to %s (s)" % (names[group], lane), "%.2f" % median(values), "", ""))
+        rows.append(("lanes", "%s: first token, request that switches (s)" % names[group],
+                     "%.2f" % median(first_token[group]["switch"]), "", ""))
+        rows.append(("lanes", "%s: first token, lane loaded (s)" % names[group],
+                     "%.3f" % median(first_token[group]["loaded"]), "", ""))
+        value = ratio(median(tps[group]["through"]), median(tps[group]["direct"]))
+        rows.append(("lanes", "%s: tok/s through / straight to the lane" % names[group], "%.3f" % value, ">= 0.97",
+                     value >= 0.97))
+    return {"images": images, "switch_seconds": switch, "first_token_seconds": first_token, "tokens_per_second": tps,
+            "rows": rows}
+
+
 
 def print_table(rows):
     headers = ("benchmark", "figure", "value", "goal", "met")
@@ -1206,7 +1376,8 @@ def main(argv=None):
     if others:
         log("WARNING: other gpufleet containers are running (%s); they share the CPU and disk" % ", ".join(others))
     functions = {"decode": bench_decode, "download": bench_download, "noop": bench_noop, "resume": bench_resume,
-                 "converge": bench_converge, "backends": bench_backends, "vllm": bench_vllm, "plan": bench_plan}
+                 "converge": bench_converge, "backends": bench_backends, "vllm": bench_vllm, "plan": bench_plan,
+                 "lanes": bench_lanes}
     results, errors, rows = {}, {}, []
     for name in args.only:
         log("== %s (%d rounds)" % (name, args.rounds))

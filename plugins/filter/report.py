@@ -15,6 +15,8 @@ description:
     (name, base URL, served models, API key file, health status, status without a key) and drops the measurements
     (latencies, tokens/s, generated text), which differ on every run.
   - Two reports of an unchanged deployment give equal results.
+  - The companion filter C(inference_lane_report) keeps what the report says of a lane's probe, or of a service's
+    switching figures (M(gpufleet.inference.inference_lanes_status)).
 options:
   _input:
     description: The C(services) list of a report.
@@ -56,6 +58,23 @@ def inference_report_endpoints(services):
     return sorted(view, key=lambda entry: str(entry["name"]))
 
 
+LANE_PROBE_KEYS = ("health", "ttft_ms", "tokens_per_second", "stream")
+LANE_STATUS_KEYS = ("mechanism", "mode", "max_loaded", "switches", "last_switch_seconds", "last_switch", "queue_depth",
+                    "waiting_at_last_switch", "failed_requests", "lanes")
+
+
+def inference_lane_report(result):
+    """What the report keeps of a lane's probe (``inference_probe`` registered in a loop over lanes) or of a
+    service's switching figures (``inference_lanes_status``)."""
+    result = result if isinstance(result, dict) else {}
+    if "mechanism" in result:
+        return {key: result.get(key) for key in LANE_STATUS_KEYS}
+    item = result.get("item") or {}
+    chat = {key: value for key, value in (result.get("chat") or {}).items() if key != "content"}
+    return dict({"name": item.get("model"), "model": chat.get("model"), "chat": chat},
+                **{key: result.get(key) for key in LANE_PROBE_KEYS})
+
+
 class FilterModule:
     def filters(self):
-        return {"inference_report_endpoints": inference_report_endpoints}
+        return {"inference_report_endpoints": inference_report_endpoints, "inference_lane_report": inference_lane_report}

@@ -32,6 +32,12 @@ description:
   - The companion filter C(inference_docker_run) gives the same project as a shell script of C(docker run) lines.
   - The companion filter C(inference_proxy_config) gives the nginx configuration of a service's proxy, and
     C(inference_services_with) the services that keep a key (V(api_key)) or that a proxy publishes (V(proxy)).
+  - A service with C(lanes) serves several models behind its port (docs/lanes.md). llama.cpp lanes run in llama.cpp's
+    router mode (C(--models-preset), C(--models-max) from the memory budget); vLLM lanes run under the lane switcher
+    (C(gpufleet_lanes.py), in the vLLM image's own Python), which starts a vLLM server per lane on demand. The
+    companion filters C(inference_lanes_plan) (side by side or switching, lanes loaded at once, memory per lane),
+    C(inference_lanes_preset), C(inference_lanes_config) and C(inference_lane_files) give what they run and read;
+    C(inference_model_uses) lists each model a service or lane serves, C(inference_served_models) what clients send.
   - The companion filter C(inference_tensor_parallel_errors) lists the services that ask for more GPUs than were
     found, and C(inference_declared_models) what the inventory says of each service's model file and size.
 options:
@@ -46,7 +52,8 @@ options:
         (service name to model size in bytes), C(project), C(device) - the Compose keys that give each service the
         host's GPU, from the companion filter C(inference_device_wiring) - or C(device_by_engine) (engine name to
         such keys), C(plans) (service name to the serving planner's figures), C(hf_cache_dir), C(vllm_cache_dir),
-        C(hf_token_file), C(proxy_image), C(proxy_config_dir).
+        C(hf_token_file), C(proxy_image), C(proxy_config_dir), C(budget) (the serving planner's budget from
+        gpu_facts, for lanes), C(lanes_dir) (where the lane files are on the host), C(lanes_switcher_checksum).
     type: dict
     required: true
 """
@@ -72,11 +79,15 @@ _value:
 """
 
 import copy
+import hashlib
 import ipaddress
+import json
 import re
 import shlex
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes
 
 
 ENGINES = ("llamacpp", "vllm")
@@ -100,7 +111,7 @@ VLLM_HEALTH_PY = ('import sys, http.client as h; c = h.HTTPConnection("127.0.0.1
                   'c.request("GET", "/health"); sys.exit(c.getresponse().status != 200)')
 # Routes the proxy forwards (with the key); everything else answers 404 with the key and 401 without.
 PROXY_PREFIXES = ("/v1/",)
-PROXY_EXACT = ("/health", "/metrics", "/version")
+PROXY_EXACT = ("/health", "/metrics", "/version", "/lanes")
 PROXY_PORT = 8080
 LOOPBACK_NAMES = ("localhost",)
 
@@ -167,7 +178,9 @@ def inference_services_errors(services, models, gpu_count=None):
         if engine not in ENGINES:
             errors.append(f"{where}.engine must be one of {', '.join(ENGINES)} (got {engine!r})")
         model = service.get("model")
-        if model not in model_names:
+        if "lanes" in service:
+            errors += _lanes.lane_errors(service, where, model_names, engine)
+        elif model not in model_names:
             errors.append(f"{where}.model {model!r} is not the name of an entry of gpufleet_models "
                           f"({', '.join(sorted(n for n in model_names if n)) or 'none defined'})")
         bind = service.get("bind_address", "127.0.0.1")
@@ -222,6 +235,10 @@ def inference_services_errors(services, models, gpu_count=None):
         ipc = service.get("ipc")
         if ipc is not None and ipc not in ("host", "private", "shareable"):
             errors.append(f"{where}.ipc must be host, private or shareable (got {ipc!r})")
+        if "lanes" not in service:
+            for key in ("memory_budget_gb", "max_loaded", "switch_timeout"):
+                if key in service:
+                    errors.append(f"{where}.{key} is a setting of a service with lanes; this one has none")
         if service.get("hub_cache") and not (model_by_name.get(model) or {}).get("hf"):
             errors.append(f"{where}.hub_cache needs model {model!r} to have an hf source (hf.repo) for vLLM to fetch")
         if engine != "vllm":
@@ -248,15 +265,15 @@ def inference_declared_models(services, models):
     llama.cpp service serves when it names none (the model's only declared file) and the size (``size_gb``)."""
     by_name = {m.get("name"): m for m in models or [] if isinstance(m, dict)}
     files, sizes = {}, {}
-    for service in services or []:
-        model = by_name.get(service.get("model")) or {}
+    for use in inference_model_uses(services):
+        model = by_name.get(use["model"]) or {}
         if model.get("hf") is not None:
             declared = list((model.get("hf") or {}).get("files") or [])
         else:
             declared = [model["path"].rstrip("/").rsplit("/", 1)[-1]] if model.get("path") else []
         if len(declared) == 1:
-            files[service["name"]] = declared[0]
-        sizes[service["name"]] = int(float(model.get("size_gb") or 0) * 1000**3)
+            files[use["key"]] = declared[0]
+        sizes[use["key"]] = int(float(model.get("size_gb") or 0) * 1000**3)
     return {"model_files": files, "model_sizes": sizes}
 
 
@@ -348,7 +365,8 @@ def _common(service, settings, engine):
         "labels": {
             "org.gpufleet.service": name,
             "org.gpufleet.engine": engine,
-            "org.gpufleet.model": service["model"],
+            "org.gpufleet.model": service["model"] if "lanes" not in service else ",".join(
+                sorted({lane["model"] for lane in service["lanes"]})),
             "org.gpufleet.auth": "api-key" if keyed(service) else "none",
         },
     }
@@ -474,6 +492,215 @@ def _vllm(service, settings):
     return _ordered(doc)
 
 
+# -- Lanes: several models behind one port (see docs/lanes.md) ------------------------------------------------
+LANES_DIR = "/etc/gpufleet/lanes"
+LANES_SWITCHER = "/opt/gpufleet/gpufleet_lanes.py"
+# Seconds a request may wait for its vLLM lane (a 32B model loads in 30-60 s on Strix Halo; first starts compile).
+LANES_SWITCH_TIMEOUT = 900
+
+
+def inference_lanes_plan(service, settings=None):
+    """How a service's lanes run: side by side or switching, how many loaded at once, each lane's memory."""
+    settings = settings or {}
+    return _lanes.plan_lanes(service, settings.get("model_sizes"), settings.get("budget"))
+
+
+def _lanes_plan_checked(service, settings):
+    plan = inference_lanes_plan(service, settings)
+    if plan["errors"]:
+        raise AnsibleFilterError("; ".join(plan["errors"]))
+    return plan
+
+
+def _lane_model_file(service, lane, settings):
+    settings_file = (settings.get("model_files") or {}).get(_lanes.lane_key(service, lane))
+    model_file = lane.get("model_file") or settings_file
+    if not model_file:
+        raise AnsibleFilterError(f"gpufleet_services ({service['name']}).lanes ({lane['name']}): model_file is not "
+                                 f"set and model {lane['model']!r} has no single file to serve")
+    return model_file
+
+
+def inference_lanes_preset(service, settings):
+    """The llama.cpp router's preset (INI) for a llama.cpp service with lanes: one section per lane."""
+    plan = _lanes_plan_checked(service, settings)
+    preload = {entry["name"]: entry["preload"] for entry in plan["lanes"]}
+    lines = [f"; Written by gpufleet.inference.inference_stack for the service {service['name']}: "
+             f"{plan['mode']}, at most {plan['max_loaded']} of {len(plan['lanes'])} lanes loaded.", "version = 1", ""]
+    for lane in service["lanes"]:
+        merged = _lanes.lane_settings(service, lane)
+        section = {"model": f"/models/{lane['model']}/{_lane_model_file(service, lane, settings)}",
+                   "ctx-size": str(merged.get("context", 4096))}
+        if merged.get("gpu_layers") is not None:
+            section["n-gpu-layers"] = str(merged["gpu_layers"])
+        if merged.get("parallel"):
+            section["parallel"] = str(merged["parallel"])
+        section.update(_lanes.args_to_preset(merged.get("args", [])))
+        section["load-on-startup"] = "true" if preload[lane["name"]] else "false"
+        lines.append(f"[{lane['name']}]")
+        lines += [f"{key} = {value}" for key, value in section.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def inference_lanes_config(service, settings):
+    """The lane switcher's configuration (a dict, written as JSON) for a vLLM service with lanes."""
+    plan = _lanes_plan_checked(service, settings)
+    name = service["name"]
+    port = service.get("container_port", service["port"])
+    by_name = {entry["name"]: entry for entry in plan["lanes"]}
+    lanes = []
+    next_port = _lanes.VLLM_LANE_PORT_BASE
+    for lane in service["lanes"]:
+        if next_port == port:
+            next_port += 1
+        merged = _lanes.lane_settings(service, lane)
+        entry = by_name[lane["name"]]
+        command = list(VLLM_MODULE) + ["--model", f"/models/{lane['model']}", "--served-model-name", lane["name"],
+                                       "--host", "127.0.0.1", "--port", str(next_port)]
+        if merged.get("context"):
+            command += ["--max-model-len", str(merged["context"])]
+        for key, flag in (("gpu_memory_utilization", "--gpu-memory-utilization"), ("max_num_seqs", "--max-num-seqs"),
+                          ("tensor_parallel_size", "--tensor-parallel-size"), ("dtype", "--dtype"),
+                          ("quantization", "--quantization"), ("kv_cache_dtype", "--kv-cache-dtype")):
+            value = merged.get(key, entry.get(key))
+            if value is not None:
+                command += [flag, str(value)]
+        if merged.get("enforce_eager"):
+            command.append("--enforce-eager")
+        command += [str(arg) for arg in merged.get("args", [])]
+        lanes.append({"name": lane["name"], "port": next_port, "bytes": entry["bytes"], "preload": entry["preload"],
+                      "command": command,
+                      "environment": {str(k): str(v) for k, v in (lane.get("environment") or {}).items()}})
+        next_port += 1
+    return {
+        "service": name,
+        "host": "0.0.0.0",
+        "port": port,
+        "mode": plan["mode"],
+        "max_loaded": plan["max_loaded"],
+        "budget_bytes": plan["budget_bytes"],
+        "switch_timeout": service.get("switch_timeout", LANES_SWITCH_TIMEOUT),
+        "api_key_env": "VLLM_API_KEY" if keyed(service) else None,
+        "lanes": lanes,
+    }
+
+
+def _lane_file_text(service, settings):
+    if service.get("engine", "llamacpp") == "vllm":
+        return f"{service['name']}.json", json.dumps(inference_lanes_config(service, settings), indent=2) + "\n"
+    return f"{service['name']}.ini", inference_lanes_preset(service, settings)
+
+
+def inference_lane_files(services, settings):
+    """The files the services with lanes read (their router preset or switcher configuration): name and content."""
+    return [dict(zip(("name", "content"), _lane_file_text(service, settings)))
+            for service in services or [] if isinstance(service, dict) and "lanes" in service]
+
+
+def _lanes_dir(settings):
+    """Where the lane files are on the host: ``lanes_dir``, else ``lanes`` beside the secrets directory."""
+    return settings.get("lanes_dir") or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/lanes"
+
+
+def _lanes_volumes(service, settings):
+    models = sorted({lane["model"] for lane in service["lanes"]})
+    return [f"{settings['models_dir']}/{model}:/models/{model}:ro" for model in models]
+
+
+def _lanes_label(doc, service, settings):
+    # A changed lane file recreates the container (Compose compares the service, not the files it mounts).
+    name, content = _lane_file_text(service, settings)
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    if service.get("engine") == "vllm" and settings.get("lanes_switcher_checksum"):
+        digest += "-" + str(settings["lanes_switcher_checksum"])[:16]
+    doc["labels"]["org.gpufleet.lanes"] = ",".join(lane["name"] for lane in service["lanes"])
+    doc["labels"]["org.gpufleet.lanes-config"] = digest
+    return f"{_lanes_dir(settings)}/{name}"
+
+
+def _lanes_llamacpp(service, settings):
+    """llama.cpp's router mode: one llama-server that starts a llama-server per lane and routes by model."""
+    name = service["name"]
+    port = service.get("container_port", service["port"])
+    plan = _lanes_plan_checked(service, settings)
+    doc, _start = _common(service, settings, "llamacpp")
+    config = _lanes_label(doc, service, settings)
+    command = ["--models-preset", f"{LANES_DIR}/{name}.ini", "--models-max", str(plan["max_loaded"]),
+               "--host", "0.0.0.0", "--port", str(port)]
+    if keyed(service):
+        command += ["--api-key-file", f"/run/secrets/{name}_api_key"]
+    command += ["--log-verbosity", str(service.get("log_verbosity", LOG_VERBOSITY))]
+    doc["environment"].update({str(k): str(v) for k, v in service.get("environment", {}).items()})
+    doc.update({
+        "command": command,
+        "volumes": _lanes_volumes(service, settings) + [f"{config}:{LANES_DIR}/{name}.ini:ro"],
+        "healthcheck": {
+            # The router answers /health as soon as it listens; the lanes load on demand.
+            "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 3,
+            "start_period": f"{service.get('health_start_period', START_PERIOD_BASE_S)}s",
+        },
+    })
+    return _ordered(doc)
+
+
+def _lanes_vllm(service, settings):
+    """vLLM lanes: the lane switcher (gpufleet_lanes.py, in the vLLM image's Python) starts a vLLM server per lane."""
+    name = service["name"]
+    port = service.get("container_port", service["port"])
+    doc = _vllm(dict(service, model=service["lanes"][0]["model"], lanes=service["lanes"]), settings)
+    config = _lanes_label(doc, service, settings)
+    switcher = ["python3", LANES_SWITCHER, f"{LANES_DIR}/{name}.json"]
+    if keyed(service):
+        doc["entrypoint"] = ["/bin/sh", "-c",
+                             f'VLLM_API_KEY="$(cat /run/secrets/{name}_api_key)" && export VLLM_API_KEY && '
+                             f'exec {" ".join(switcher)}']
+    else:
+        doc["entrypoint"] = switcher
+    doc.pop("command", None)
+    volumes = [v for v in doc["volumes"] if not v.startswith(f"{settings['models_dir']}/")]
+    doc["volumes"] = _lanes_volumes(service, settings) + volumes + [
+        f"{config}:{LANES_DIR}/{name}.json:ro",
+        f"{_lanes_dir(settings)}/gpufleet_lanes.py:{LANES_SWITCHER}:ro"]
+    # The switcher answers /health at once; a lane loads on demand (the first one at start).
+    doc["healthcheck"]["start_period"] = f"{service.get('health_start_period', START_PERIOD_BASE_S)}s"
+    return _ordered(doc)
+
+
+def inference_model_uses(services):
+    """Each model a service serves, one entry per service or lane: ``key`` (the service's name, or
+    ``<service>/<lane>``), ``service``, ``engine``, ``model``, ``model_file``, ``hub_cache``."""
+    uses = []
+    for service in services or []:
+        if not isinstance(service, dict):
+            continue
+        engine = service.get("engine", "llamacpp")
+        if "lanes" in service:
+            for lane in service.get("lanes") or []:
+                uses.append({"key": _lanes.lane_key(service, lane), "service": service["name"], "engine": engine,
+                             "model": lane.get("model"), "model_file": lane.get("model_file"), "hub_cache": False})
+        else:
+            uses.append({"key": service.get("name"), "service": service.get("name"), "engine": engine,
+                         "model": service.get("model"), "model_file": service.get("model_file"),
+                         "hub_cache": bool(service.get("hub_cache"))})
+    return uses
+
+
+def inference_served_models(services):
+    """What clients send as ``model``, per service: ``[{service, model}]`` (every lane of a service with lanes)."""
+    served = []
+    for service in services or []:
+        if "lanes" in service:
+            served += [{"service": service["name"], "model": lane["name"], "lane": True} for lane in service["lanes"]]
+        else:
+            served.append({"service": service["name"], "model": service.get("served_name", service.get("model")),
+                           "lane": False})
+    return served
+
+
 ORDER = ("image", "entrypoint", "command", "ports", "volumes", "env_file", "environment", "secrets", "devices",
          "group_add", "deploy", "ipc", "shm_size", "ulimits", "healthcheck", "depends_on", "restart", "labels")
 
@@ -586,7 +813,10 @@ def inference_compose(services, settings):
         engine = service.get("engine", "llamacpp")
         if not settings.get("images", {}).get(engine):
             raise AnsibleFilterError(f"gpufleet_services ({service['name']}): no image for engine {engine!r}")
-        render = _vllm if engine == "vllm" else _llamacpp
+        if "lanes" in service:
+            render = _lanes_vllm if engine == "vllm" else _lanes_llamacpp
+        else:
+            render = _vllm if engine == "vllm" else _llamacpp
         document["services"][service["name"]] = render(service, settings)
         if uses_proxy(service):
             document["services"][f"{service['name']}-proxy"] = _proxy(service, settings)
@@ -684,4 +914,10 @@ class FilterModule:
             "inference_services_with": inference_services_with,
             "inference_tensor_parallel_errors": inference_tensor_parallel_errors,
             "inference_declared_models": inference_declared_models,
+            "inference_lanes_plan": inference_lanes_plan,
+            "inference_lanes_preset": inference_lanes_preset,
+            "inference_lanes_config": inference_lanes_config,
+            "inference_lane_files": inference_lane_files,
+            "inference_model_uses": inference_model_uses,
+            "inference_served_models": inference_served_models,
         }

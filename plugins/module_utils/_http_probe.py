@@ -459,6 +459,8 @@ class InferenceProbe:
         return {
             "content": content,
             "reasoning_content": reasoning,
+            # The model that answered, as the server names it: behind lanes, the lane that served the request.
+            "model": reply.get("model"),
             "finish_reason": choices[0].get("finish_reason"),
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),

@@ -218,6 +218,10 @@ chat:
       description: The model's reasoning, for models and servers that return it separately; else empty.
       type: str
       sample: ""
+    model:
+      description: The C(model) field of the answer (behind lanes, the lane that answered).
+      type: str
+      sample: gemma-3-270m
     finish_reason:
       description: Why the generation stopped, V(stop) or V(length).
       type: str

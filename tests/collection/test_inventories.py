@@ -27,7 +27,7 @@ def ansible(tool, *args):
 
 @pytest.mark.parametrize("inventory", ["inventory/example", "inventory/demo", "inventory/examples/terrarium",
                                        "inventory/examples/glm-flash", "inventory/examples/vllm-planned",
-                                       "inventory/examples/strieber"])
+                                       "inventory/examples/strieber", "inventory/examples/cortex"])
 def test_shipped_inventories_pass_the_check(inventory):
     proc = ansible("ansible-playbook", "-i", inventory, "playbooks/check_inventory.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -67,6 +67,18 @@ VLLM = {"name": "a", "engine": "vllm", "model": "m", "port": 8000}
      "vllm_image_source must be ngc, upstream, rocm, rocm_build or cpu (got dockerhub)"),
     ({"gpufleet_services": [VLLM, dict(VLLM, name="b", container_port=8000, bind_address="0.0.0.0")]},
      "gpufleet_services[1] (b).port 8000 is already published by gpufleet_services[0]"),
+    # Lanes: each lane names a model; a typo in a lane key is not ignored.
+    ({"gpufleet_services": [{"name": "l", "engine": "vllm", "port": 8000, "lanes": [{"name": "x", "model": "n"}]}]},
+     "gpufleet_services[0] (l).lanes[0] (x).model 'n' is not the name of an entry of gpufleet_models"),
+    ({"gpufleet_services": [{"name": "l", "port": 8000, "lanes": [{"name": "x", "model": "m", "contxt": 4096}]}]},
+     "gpufleet_services[0] (l).lanes[0] (x).contxt is not a lane setting"),
+    ({"gpufleet_services": [{"name": "l", "port": 8000, "model": "m", "lanes": [{"name": "x", "model": "m"}]}]},
+     "gpufleet_services[0] (l).model: a service with lanes names its models in each lane"),
+    # Seed 003's 32B models in bf16 (65.5 GB) in its 48 GB for vLLM: refused before anything changes.
+    ({"gpufleet_models": [{"name": "m", "hf": {"repo": "o/r"}, "size_gb": 65.5}],
+      "gpufleet_services": [{"name": "l", "engine": "vllm", "port": 8000, "memory_budget_gb": 48,
+                             "lanes": [{"name": "x", "model": "m"}]}]},
+     "gpufleet_services (l).lanes (x) needs 80.7 GB (estimate), more than the budget of 48.0 GB (memory_budget_gb)"),
 ])
 def test_a_broken_inventory_is_stopped_naming_the_variable(tmp_path, broken, message):
     inventory = tmp_path / "hosts.yml"

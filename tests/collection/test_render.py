@@ -110,7 +110,7 @@ def engine(compose, name):
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("rendered")
     logs = {}
-    for example in ("terrarium", "glm-flash", "vllm-planned", "strieber"):
+    for example in ("terrarium", "glm-flash", "vllm-planned", "strieber", "cortex"):
         logs[example] = render(out, f"inventory/examples/{example}")
     return out
 
@@ -212,6 +212,43 @@ def test_strieber_is_seed_004(rendered):
     assert "-DCMAKE_CUDA_ARCHITECTURES=121" in build["cmake_flags"] and "-DGGML_CUDA=ON" in build["cmake_flags"]
     assert {"llama-server", "llama-cli", "llama-bench", "llama-quantize", "llama-perplexity", "llama-embedding",
             "llama-tokenize", "llama-imatrix"} <= set(build["targets"])
+
+
+def test_cortex_is_seed_003(rendered):
+    got = host(rendered, "cortex.example.net")
+    compose = got["compose"]
+    service = engine(compose, "inference-vllm")
+    # "11434:8000": the proxy publishes 11434 (every route needs the key) and forwards to the switcher on 8000.
+    assert "ports" not in service or not service["ports"]
+    proxy = compose["services"]["inference-vllm-proxy"]
+    assert port(proxy, 11434)["host_ip"] == "0.0.0.0"
+    lanes = json.loads((rendered / "cortex.example.net" / "lanes" / "inference-vllm.json").read_text())
+    assert lanes["port"] == 8000
+    # Three lanes, one loaded at a time in vLLM's 48 GB; the model field selects the lane.
+    assert [lane["name"] for lane in lanes["lanes"]] == [
+        "DeepSeek-R1-Distill-Qwen-32B", "Qwen2.5-Coder-32B-Instruct", "Llama-3.2-11B-Vision-Instruct"]
+    assert (lanes["mode"], lanes["max_loaded"], lanes["budget_bytes"]) == ("switching", 1, 48 * 10**9)
+    for lane in lanes["lanes"]:
+        line = " ".join(lane["command"])
+        assert has_flag(line, "--served-model-name", lane["name"])
+        # VLLM_MAX_MODEL_LEN=32768; VLLM_GPU_MEMORY_UTILIZATION=0.45 ("48GB for vLLM out of 128GB"): here 48 GB of
+        # the GPU's 96.5 GiB (GTT plus carve-out), the seed's intent.
+        assert has_flag(line, "--max-model-len", 32768)
+        assert abs(float(flag_value(line, "--gpu-memory-utilization")) - 0.45) <= 0.02
+    # ROCm: /dev/kfd, /dev/dri, the video and render groups; the seed's shm_size 16gb; its ROCm variables.
+    assert {d["source"] for d in service["devices"]} == {"/dev/kfd", "/dev/dri"}
+    assert len(service["group_add"]) == 2
+    assert service["shm_size"] in (16 * 2**30, "17179869184", 17179869184, "16gb", "16g")
+    assert service["environment"]["HSA_ENABLE_SDMA"] == "1" and service["environment"]["HIP_VISIBLE_DEVICES"] == "0"
+    # gfx1151 has native kernels in the ROCm the collection installs: no override anywhere.
+    assert "HSA_OVERRIDE_GFX_VERSION" not in (rendered / "cortex.example.net" / "compose.yaml").read_text()
+    # The persistent lanes: llama.cpp for ROCm on 8080 and 8081, always loaded.
+    for name, published in (("super-reader", 8080), ("governance", 8081)):
+        persistent = engine(compose, name)
+        assert persistent["image"].startswith("gpufleet/llama.cpp:rocm-")
+        assert port(persistent, published)["target"] == published
+        assert {d["source"] for d in persistent["devices"]} == {"/dev/kfd", "/dev/dri"}
+    assert got["plan"]["services"]["inference-vllm"]["mode"] == "switching"
 
 
 def test_strieber_upgrades_to_120b_with_one_variable(tmp_path):

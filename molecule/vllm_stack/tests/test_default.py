@@ -121,7 +121,7 @@ def test_hf_token_reaches_vllm_from_its_env_file_only(host):
 
 def test_report_says_how_each_service_is_reached():
     by_name = report()
-    assert set(by_name) == {"vllm-chat", "q4", "open"}
+    assert set(by_name) == {"vllm-chat", "q4", "open", "lanes", "gguf-lanes"}
     vllm = by_name["vllm-chat"]
     assert vllm["engine"] == "vllm" and vllm["proxy"] is True and vllm["auth"] == "api-key"
     assert vllm["models"] == ["tiny-llama"]

@@ -133,7 +133,7 @@ def test_proxy_config_checks_the_key_on_every_route():
     conf = inference_proxy_config(terrarium(bind_address="0.0.0.0"), "k" * 32)
     assert f'"Bearer {"k" * 32}" 1;' in conf
     blocks = conf.split("location ")[1:]
-    assert len(blocks) == 5  # /, /v1/, /health, /metrics, /version
+    assert len(blocks) == 6  # /, /v1/, /health, /metrics, /version, /lanes
     assert all("return 401" in block for block in blocks)
     assert "set $gpufleet_upstream http://glm:8000;" in conf
     assert "proxy_buffering off;" in conf
