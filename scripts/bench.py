@@ -1155,6 +1155,7 @@ def bench_plan(args):
                      "%+.1f %%" % (100 * error), "within 10 %", abs(error) <= 0.10))
     return {"image": image, "kv": figures, "rows": rows}
 
+
 # ---- 9. lanes: switching between lanes, and what the switching layer costs --------------------------------------
 
 LANES_BENCH = os.path.join(BENCH, "lanes")
@@ -1319,7 +1320,6 @@ def bench_lanes(args):
                      value >= 0.97))
     return {"images": images, "switch_seconds": switch, "first_token_seconds": first_token, "tokens_per_second": tps,
             "rows": rows}
-
 
 
 def print_table(rows):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -19,16 +20,21 @@ PERSISTENT = ("q4", 11347, "gemma-3-270m")
 # Runs inside the test host with its Python: the requests given as JSON on stdin, each in a thread started at its
 # offset (seconds), and prints per request the status, the model that answered, start and end times.
 CLIENT = r'''
-import json, sys, threading, time, urllib.request, urllib.error
+import json, subprocess, sys, threading, time, urllib.request, urllib.error
 jobs = json.load(sys.stdin)
 t0 = time.monotonic()
 results = [None] * len(jobs)
 def run(i, job):
     time.sleep(job.get("at", 0))
+    if "kill" in job:  # a shell command at its time, beside the requests
+        start = time.monotonic() - t0
+        results[i] = {"kill": job["kill"], "rc": subprocess.call(job["kill"], shell=True), "start": start}
+        return
     body = {"model": job["model"], "max_tokens": job.get("max_tokens", 4),
             "messages": [{"role": "user", "content": "Hi"}]}
-    if job.get("ignore_eos"):
-        body["ignore_eos"] = True
+    for key in ("ignore_eos", "n"):
+        if key in job:
+            body[key] = job[key]
     req = urllib.request.Request("http://%s:%d/v1/chat/completions" % (job.get("address", "127.0.0.1"), job["port"]),
                                  data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json", "Authorization": "Bearer " + job["key"]})
@@ -60,7 +66,8 @@ def key(host, service):
 
 def requests(host, jobs):
     host.check_output(f"cat > /tmp/lanes_client.py <<'EOF'\n{CLIENT}\nEOF")
-    out = host.check_output(f"echo '{json.dumps(jobs)}' | python3 /tmp/lanes_client.py")
+    encoded = base64.b64encode(json.dumps(jobs).encode()).decode()
+    out = host.check_output(f"echo {encoded} | base64 -d | python3 /tmp/lanes_client.py")
     return json.loads(out)
 
 
@@ -105,7 +112,9 @@ def test_interleaved_requests_are_answered_by_their_lane_and_switch_as_often_as_
     before = vllm_lanes(host)
     start = loaded(host, port, api_key)
     assert len(start) <= 1, "the budget holds one lane"
-    sequence = [lanes[1], lanes[0], lanes[0], lanes[1], lanes[0]]
+    other = [lane for lane in lanes if lane not in start][0]
+    # To the other lane, again to it (no switch), back: two switches (each ~20 s for vLLM on 2 cores).
+    sequence = [other, other, [lane for lane in lanes if lane != other][0]]
     for lane in sequence:
         result = requests(host, [{"model": lane, "port": port, "key": api_key}])[0]
         assert result["status"] == 200, result
@@ -147,16 +156,16 @@ def test_concurrent_requests_to_both_lanes_are_all_answered_while_the_persistent
     assert during, f"no answer of the persistent lane while the switch to {other} ran ({window})"
 
 
-def killed_mid_answer(host, port, api_key, lane, pattern, max_tokens):
-    """A long answer from ``lane`` whose engine process (matched by ``pattern``) is killed a second into it: the
-    answer to that request, then to the next one."""
+def killed_mid_answer(host, port, api_key, lane, kill, long_answer):
+    """A long answer from ``lane`` whose engine process is killed (the shell command ``kill``) a few seconds into it:
+    the answer to that request, then to the next one."""
     assert requests(host, [{"model": lane, "port": port, "key": api_key}])[0]["status"] == 200
-    host.check_output(f"cat > /tmp/kill_lane.sh <<'EOF'\nsleep 1\npkill -9 -f -- '{pattern}'\nEOF")
-    host.run("nohup sh /tmp/kill_lane.sh >/dev/null 2>&1 &")
-    result = requests(host, [{"model": lane, "port": port, "key": api_key, "max_tokens": max_tokens,
-                              "ignore_eos": True, "timeout": 300}])[0]
+    result, killed = requests(host, [dict(long_answer, model=lane, port=port, key=api_key, timeout=300),
+                                     {"kill": kill, "at": 2}])
+    assert killed["rc"] == 0, killed
     assert result["status"] is not None, "the request hung or the connection was dropped"
     assert result["status"] >= 500, result
+    assert result["end"] > killed["start"], (result, killed)
     again = requests(host, [{"model": lane, "port": port, "key": api_key}])[0]
     assert again["status"] == 200 and again["model"] == lane, again
     return result
@@ -166,15 +175,20 @@ def test_killing_the_active_vllm_lane_mid_request_gives_an_error_and_the_next_re
     service, port, lanes = VLLM_LANES
     api_key = key(host, service)
     lane = (loaded(host, port, api_key) or [lanes[0]])[0]
-    # The lanes' context is 2048 tokens: a long answer, and the lane's vLLM server killed during it.
-    result = killed_mid_answer(host, port, api_key, lane, f"--served-model-name {lane} ", 1900)
+    # 16 answers of 1900 tokens (the lanes' context is 2048): about 10 s of work for the tiny model; the lane's vLLM
+    # server (the switcher's child) is killed two seconds into it.
+    kill = "pkill -9 -P \"$(pgrep -f '^python3 /opt/gpufleet/gpufleet_lanes.py')\""
+    result = killed_mid_answer(host, port, api_key, lane, kill,
+                               {"max_tokens": 1900, "ignore_eos": True, "n": 16})
     assert result["error"] and lane in result["error"]["message"], result
     assert vllm_lanes(host)["failed_requests"] >= 1
 
 
 def test_killing_a_router_lane_mid_request_gives_an_error_and_the_next_request_is_served(host):
     service, port, lanes = GGUF_LANES
-    killed_mid_answer(host, port, key(host, service), lanes[0], f"--alias {lanes[0]} ", 3000)
+    # The router's instance of the lane (anchored: the shell running pkill has the pattern in its own command line).
+    killed_mid_answer(host, port, key(host, service), lanes[0], f"pkill -9 -f '^/app/bin/llama-server .*--alias {lanes[0]} '",
+                      {"max_tokens": 3000, "ignore_eos": True})
 
 
 def test_unknown_lane_is_refused_by_name(host):
@@ -199,3 +213,5 @@ def test_report_has_every_lane_and_the_switching_figures():
     assert services["lanes"]["switching"]["mechanism"] == "gpufleet-lanes"
     assert services["lanes"]["switching"]["queue_depth"] == 0
     assert services["gguf-lanes"]["switching"]["mechanism"] == "llama.cpp-router"
+    # What the router's instances run on, from their start-up lines in the router's log.
+    assert services["gguf-lanes"]["backend"] == "CPU" and services["gguf-lanes"]["devices"] == ["CPU"]
