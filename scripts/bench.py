@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -938,11 +939,12 @@ def bench_backends(args):
 # ---- 7. vLLM: deployed service vs the same image by hand; start-up; KV cache vs the planner --------
 
 
-def _collection_import():
-    """The collection's planner, imported from this checkout."""
-    sys.path.insert(0, os.path.join(ROOT, "collections"))
-    from ansible_collections.gpufleet.inference.plugins.module_utils import _plan  # pylint: disable=import-outside-toplevel
-    return _plan
+def _collection_import(name="_plan"):
+    """One of the collection's module_utils (default: the planner), imported from this checkout."""
+    collections = os.path.join(ROOT, "collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
+    return importlib.import_module("ansible_collections.gpufleet.inference.plugins.module_utils." + name)
 
 
 def vllm_stream(url, key, model):
@@ -1183,13 +1185,6 @@ LANES_CLIENT = (
 )
 
 
-def _lanes_module():
-    """plugins/module_utils/_lanes.py (the router log parser the verify role uses)."""
-    sys.path.insert(0, os.path.join(ROOT, "collections"))
-    from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes  # pylint: disable=import-outside-toplevel
-    return _lanes
-
-
 def ttft(url, key, model, timeout=600):
     """Seconds from sending a streamed chat request to its first content chunk."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
@@ -1207,7 +1202,8 @@ def ttft(url, key, model, timeout=600):
 def router_last_switch(container):
     logs = run(["docker", "logs", container], check=False)[0]
     lines = ((logs.stdout or "") + (logs.stderr or "")).splitlines()
-    return _lanes_module().router_switches(lines)
+    # The router log parser the verify role uses (module inference_lanes_status).
+    return _collection_import("_lanes").router_switches(lines)
 
 
 def router_lane_port(container, lane):

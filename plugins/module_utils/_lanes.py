@@ -165,8 +165,8 @@ def plan_lanes(service, model_sizes=None, budget=None):
     else:
         budget_bytes, source = None, None
     lanes = []
-    for lane in service.get("lanes") or []:
-        settings = lane_settings(service, lane)
+    merged = [lane_settings(service, lane) for lane in service.get("lanes") or []]
+    for lane, settings in zip(service.get("lanes") or [], merged):
         entry = {"name": lane["name"], "model": lane.get("model")}
         if settings.get("memory_gb") is not None:
             entry["bytes"], entry["bytes_source"] = int(float(settings["memory_gb"]) * GB), "memory_gb"
@@ -218,8 +218,7 @@ def plan_lanes(service, model_sizes=None, budget=None):
         errors.append(f"{where}.lanes: {len(preloaded)} lanes have preload true, but only {max_loaded} may be "
                       "loaded at once")
     if engine == "vllm":
-        for index, entry in enumerate(lanes):
-            settings = lane_settings(service, (service.get("lanes") or [])[index])
+        for entry, settings in zip(lanes, merged):
             if settings.get("gpu_memory_utilization") is not None:
                 entry["gpu_memory_utilization"] = settings["gpu_memory_utilization"]
             elif budget_bytes and total:

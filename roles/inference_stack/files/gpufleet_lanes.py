@@ -132,7 +132,7 @@ class Lane:
 
 
 class Switcher:
-    def __init__(self, config, session_factory):
+    def __init__(self, config):
         self.config = config
         self.lanes = {spec["name"]: Lane(spec) for spec in config["lanes"]}
         self.budget = config.get("budget_bytes")
@@ -148,7 +148,6 @@ class Switcher:
         self.last_switch_seconds = None
         self.last_switch = None
         self.failed_requests = 0
-        self.session_factory = session_factory
         self.session = None
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -457,7 +456,7 @@ def main(argv):
         config = json.load(handle)
 
     async def run():
-        switcher = Switcher(config, None)
+        switcher = Switcher(config)
         switcher.session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=10),
                                          # A new loopback connection per request: a pooled one to a lane that
                                          # was stopped or died would fail the next request.
