@@ -41,6 +41,7 @@ from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock
     AnsibleFailJson,
     set_module_args,
 )
+from ansible_collections.gpufleet.inference.tests.unit.utils.module_process import parse_result, start_module  # noqa: E402
 
 REPO = "org/model"
 MIB = 1024 * 1024
@@ -758,26 +759,15 @@ def test_two_concurrent_runs_into_one_dest_fetch_the_file_once(hub, dest, repo_f
     assert (dest / "model.gguf").read_bytes() == content
 
 
-MODULE_RUN = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.gpufleet.inference.plugins.modules import model_download
-with patch_module_args(json.loads(sys.argv[2])):
-    model_download.main()
-"""
-
-
 def test_two_concurrent_processes_into_one_dest_fetch_the_file_once(hub, dest, repo_files, tmp_path):
     content = repo_files["model.gguf"]
     hub.rate = 3 * MIB  # a second for the file
-    args = json.dumps(hf(hub, dest, files=["model.gguf"]))
+    args = hf(hub, dest, files=["model.gguf"])
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf-home"))
-    procs = [subprocess.Popen([sys.executable, "-c", MODULE_RUN, COLLECTIONS, args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for dummy in range(2)]
+    procs = [start_module("model_download", args, env) for dummy in range(2)]
     outputs = [proc.communicate(timeout=120) for proc in procs]
 
-    results = [json.loads([line for line in out.splitlines() if line.startswith("{")][-1]) for out, err in outputs]
+    results = [parse_result(out) for out, err in outputs]
     assert [r.get("failed") for r in results] == [None, None], outputs
     assert hub.served("model.gguf") == len(content)
     assert sorted(r["files"][0]["fetched"] for r in results) == [False, True]
