@@ -41,7 +41,11 @@ from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock
     AnsibleFailJson,
     set_module_args,
 )
-from ansible_collections.gpufleet.inference.tests.unit.utils.module_process import parse_result, start_module  # noqa: E402
+from ansible_collections.gpufleet.inference.tests.unit.utils.module_process import (  # noqa: E402
+    parse_result,
+    run_module,
+    start_module,
+)
 
 REPO = "org/model"
 MIB = 1024 * 1024
@@ -421,6 +425,32 @@ def test_url_404_fails_naming_the_file(hub, dest):
     assert "nope.gguf" in result["msg"]
     assert "404" in result["msg"]
     assert not dest.exists()
+
+
+PASSWORD = "pa55-w0rd-never-shown"
+SIGNATURE = "X-Signature=5ec4e7519a7u4e"
+
+
+def test_url_credentials_and_signature_never_reach_the_output(hub, dest, repo_files, tmp_path):
+    content = repo_files["tokenizer.json"]
+    plain = "%s/files/%s/tokenizer.json" % (hub.url, REPO)
+    secret = plain.replace("://", "://model-reader:%s@" % PASSWORD) + "?" + SIGNATURE
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf-home"))
+
+    result, printed = run_module("model_download", {"dest": str(dest), "url": secret, "sha256": sha256(content)}, env)
+    failed, printed_failure = run_module("model_download", {"dest": str(dest), "url": secret.replace("tokenizer", "nope"),
+                                                            "sha256": sha256(content)}, env)
+
+    assert result.get("failed") is None, printed
+    assert (dest / "tokenizer.json").read_bytes() == content
+    assert result["source_url"] == plain
+    assert failed["failed"] is True
+    assert plain.replace("tokenizer", "nope") in failed["msg"]
+    assert "404" in failed["msg"]
+    for text in (printed, printed_failure, (dest / ".gpufleet-verified.json").read_text()):
+        assert PASSWORD not in text
+        assert "5ec4e7519a7u4e" not in text
+    assert result["invocation"]["module_args"]["url"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def test_src_file_with_sha256(tmp_path, dest):
