@@ -516,8 +516,10 @@ class FilePlan:
 class Downloader:
     """Place a list of FileSpecs under ``dest``, verified, resumable and safe against a concurrent run."""
 
-    def __init__(self, dest, client=None, file_mode=None, check_mode=False, lock_timeout=600, chunk_size=CHUNK_SIZE):
+    def __init__(self, dest, client=None, file_mode=None, check_mode=False, lock_timeout=600, chunk_size=CHUNK_SIZE,
+                 label=None):
         self.dest = dest
+        self.label = label  # what the files are (a repository, a file name), for messages
         self.client = client or HttpClient()
         self.file_mode = file_mode
         self.check_mode = check_mode
@@ -624,9 +626,11 @@ class Downloader:
             path = parent
         free = shutil.disk_usage(path).free
         if needed > free:
+            what = "%s in %s" % (self.label, self.dest) if self.label else self.dest
             raise DownloadError(
-                "Not enough free space for %s: %s (%d bytes) still to fetch, but only %s (%d bytes) free on the file system "
-                "of %s. Nothing was written." % (self.dest, human_size(needed), needed, human_size(free), free, path)
+                "Not enough free space for %s: %.2f GB (%s, %d bytes) still to fetch, but only %.2f GB (%s, %d bytes) free "
+                "on the file system of %s. Nothing was written."
+                % (what, needed / 1e9, human_size(needed), needed, free / 1e9, human_size(free), free, path)
             )
 
     # ---- running ----------------------------------------------------------------------------

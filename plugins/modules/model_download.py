@@ -435,6 +435,7 @@ class ModelDownload:
                 file_mode=self.file_mode(),
                 check_mode=self.module.check_mode,
                 lock_timeout=p["lock_timeout"],
+                label=p["hf_repo"] or (specs[0].name if source == "url" else p["src"]),
             )
             plans = downloader.run(specs, offline=p["offline"])
         except DownloadError as exc:

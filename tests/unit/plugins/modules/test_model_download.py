@@ -707,12 +707,43 @@ def test_not_enough_space_fails_before_writing_anything(hub, dest, repo_files, m
 
     result = run_fail(hf(hub, dest, files=["model.gguf", "config.json"]))
 
-    assert "%d bytes" % needed in result["msg"]
-    assert "3.0 MiB" in result["msg"]
-    assert "%d bytes" % MIB in result["msg"]
-    assert "1.0 MiB" in result["msg"]
+    assert "Not enough free space for %s in %s" % (REPO, dest) in result["msg"]
+    assert "0.00 GB (3.0 MiB, %d bytes) still to fetch" % needed in result["msg"]
+    assert "only 0.00 GB (1.0 MiB, %d bytes) free" % MIB in result["msg"]
     assert calls
     assert not dest.exists()
+    assert content_requests(hub) == []
+    assert hub.served() == 0
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB tmpfs: the free-space check meets a real file system that is too small (root only)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "gpufleet-test", str(mount)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("this host does not let the tests mount a tmpfs: %s" % done.stderr.decode(errors="replace").strip())
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_file_system_stops_the_download_before_its_first_byte(hub, repo_files, small_filesystem):
+    dest = small_filesystem / "models" / "gemma"
+    needed = len(repo_files["model.gguf"])
+    free = shutil.disk_usage(str(small_filesystem)).free
+
+    result = run_fail(hf(hub, dest, files=["model.gguf"]))
+
+    assert "Not enough free space for %s in %s" % (REPO, dest) in result["msg"]
+    assert "%.2f GB (3.0 MiB, %d bytes) still to fetch" % (needed / 1e9, needed) in result["msg"]
+    assert "free on the file system of %s" % small_filesystem in result["msg"]
+    assert "%d bytes) free" % free in result["msg"]
+    assert list(small_filesystem.iterdir()) == []
     assert content_requests(hub) == []
     assert hub.served() == 0
 
