@@ -25,6 +25,7 @@ import json
 import os
 import posixpath
 import queue
+import select
 import shutil
 import stat
 import threading
@@ -38,6 +39,7 @@ CHUNK_SIZE = 8 * 1024 * 1024
 SYNC_EVERY = 64 * 1024 * 1024  # bytes written between background flushes to disk
 WRITE_SIZE = 16 * 1024  # bytes per write(2): on ext4 with large folios (Linux 6.16+), page-sized writes
 # such as curl's 16 KiB were measured 2-3x faster into the page cache than 1-8 MiB ones (docs/benchmarks.md)
+DOWNLOAD_CHUNK = 1024 * 1024  # buffer size of downloads: at most four of them are in flight when a kill strikes
 RECORD_NAME = ".gpufleet-verified.json"
 LOCK_NAME = ".gpufleet-download.lock"
 RECORD_VERSION = 1
@@ -127,8 +129,10 @@ class StreamWriter:
     """Hash and write a byte stream on two worker threads while the caller reads the next chunk.
 
     ``hashlib`` and ``os.write`` release the GIL, so reading from the socket, hashing and writing
-    overlap: the caller fills buffers from a small pool (``take``, ``put``), the hash thread hashes
-    them in order and passes them on, the write thread writes them and hands them back. Writes go
+    overlap: the caller fills buffers from a small pool (``take``, ``put``), the write thread writes
+    them in order and passes them on, the hash thread hashes them and hands them back. Writing comes
+    first so that what was received reaches the page cache (which a SIGKILL does not lose) as soon as
+    it can; the hash of a resumed file is taken again from the disk. Writes go
     out in ``WRITE_SIZE`` pieces. Every ``SYNC_EVERY`` bytes a third thread starts an ``fdatasync``,
     so the data goes to disk during the transfer and the final ``fsync`` in ``close`` is short.
     A write or sync error stops the stream and is raised by the next ``take`` or by ``close``;
@@ -148,8 +152,8 @@ class StreamWriter:
         self._to_write = queue.Queue()
         self._synced = 0
         self._syncer = None
-        self._threads = [threading.Thread(target=self._hash_loop, name="model_download-hash", daemon=True),
-                         threading.Thread(target=self._write_loop, name="model_download-write", daemon=True)]
+        self._threads = [threading.Thread(target=self._write_loop, name="model_download-write", daemon=True),
+                         threading.Thread(target=self._hash_loop, name="model_download-hash", daemon=True)]
         for thread in self._threads:
             thread.start()
 
@@ -159,13 +163,17 @@ class StreamWriter:
         self._raise()
         return buf
 
+    def idle(self):
+        """Whether every buffer put so far is written (or being written): the next one can go at once."""
+        return self._to_write.empty()
+
     def put(self, buf, size):
-        """Hash and write the first ``size`` bytes of ``buf`` (from ``take``), after those put before."""
-        self._to_hash.put((buf, size))
+        """Write and hash the first ``size`` bytes of ``buf`` (from ``take``), after those put before."""
+        self._to_write.put((buf, size))
 
     def close(self):
         """Wait for the workers, then fsync; raises the first error (OSError)."""
-        self._to_hash.put(None)
+        self._to_write.put(None)
         for thread in self._threads:
             thread.join()
         if self._syncer is not None:
@@ -181,31 +189,30 @@ class StreamWriter:
         if self.error is not None:
             raise self.error
 
-    def _hash_loop(self):
-        while True:
-            item = self._to_hash.get()
-            if item is not None and self.error is None:
-                self.hasher.update(memoryview(item[0])[:item[1]])
-            self._to_write.put(item)
-            if item is None:
-                return
-
     def _write_loop(self):
         while True:
             item = self._to_write.get()
-            if item is None:
-                return
-            buf, size = item
-            if self.error is None:
+            if item is not None and self.error is None:
                 try:
-                    view = memoryview(buf)[:size]
+                    view = memoryview(item[0])[:item[1]]
                     while view:
                         view = view[os.write(self.fd, view[:WRITE_SIZE]):]
-                    self.written += size
+                    self.written += item[1]
                     self._sync_now_and_then()
                 except OSError as exc:
                     self.error = exc
-            self._free.put(buf)
+            self._to_hash.put(item)
+            if item is None:
+                return
+
+    def _hash_loop(self):
+        while True:
+            item = self._to_hash.get()
+            if item is None:
+                return
+            if self.error is None:
+                self.hasher.update(memoryview(item[0])[:item[1]])
+            self._free.put(item[0])
 
     def _sync_now_and_then(self):
         if self.written - self._synced < SYNC_EVERY or (self._syncer is not None and self._syncer.is_alive()):
@@ -221,23 +228,43 @@ class StreamWriter:
             self.error = self.error or exc  # the kernel reports a writeback error once: keep it for close()
 
 
-def read_into(reader, buf):
-    """Fill ``buf`` from ``reader.readinto``: ``(byte count, error)``.
+def read_into(reader, buf, hand_off=None):
+    """Read into ``buf`` from ``reader``: ``(byte count, error)``.
 
-    The count is short only at the end of the stream or on an error; the error (OSError or
-    HTTPException) is returned, not raised, so that the bytes that arrived before it are kept.
+    Without ``hand_off`` the buffer is filled (``readinto`` until it is full): the count is short only at
+    the end of the stream or on an error. With ``hand_off`` (a download), the reads are ``readinto1`` (what
+    the stream has at hand), and the buffer goes back to the caller as soon as ``hand_off()`` says the
+    writer waits for data and the socket has no more right now: what the network delivered reaches the
+    ``.part`` file at once and survives a kill of the process, instead of waiting in a buffer that dies
+    with it (and is fetched again by the resume). While the writer is busy or more data is already there,
+    the reads go on filling the buffer, so a fast transfer still moves large pieces.
+    The error (OSError or HTTPException) is returned, not raised, so that the bytes that arrived before
+    it are kept.
     """
     view = memoryview(buf)
+    read = getattr(reader, "readinto1", None) if hand_off is not None else None
+    if read is None:
+        read, hand_off = reader.readinto, None
     filled = 0
     while filled < len(buf):
         try:
-            count = reader.readinto(view[filled:])
+            count = read(view[filled:])
         except (OSError, http.client.HTTPException) as exc:
             return filled, exc
         if not count:
             break
         filled += count
+        if hand_off is not None and hand_off() and not _more_waiting(reader):
+            break
     return filled, None
+
+
+def _more_waiting(reader):
+    """Whether the socket under ``reader`` has bytes that a read would return without waiting."""
+    try:
+        return bool(select.select([reader.fileno()], [], [], 0)[0])
+    except (AttributeError, OSError, ValueError):
+        return False  # not a socket (or closed): hand what was read on
 
 
 class FileSpec:
@@ -489,8 +516,10 @@ class FilePlan:
 class Downloader:
     """Place a list of FileSpecs under ``dest``, verified, resumable and safe against a concurrent run."""
 
-    def __init__(self, dest, client=None, file_mode=None, check_mode=False, lock_timeout=600, chunk_size=CHUNK_SIZE):
+    def __init__(self, dest, client=None, file_mode=None, check_mode=False, lock_timeout=600, chunk_size=CHUNK_SIZE,
+                 label=None):
         self.dest = dest
+        self.label = label  # what the files are (a repository, a file name), for messages
         self.client = client or HttpClient()
         self.file_mode = file_mode
         self.check_mode = check_mode
@@ -597,9 +626,11 @@ class Downloader:
             path = parent
         free = shutil.disk_usage(path).free
         if needed > free:
+            what = "%s in %s" % (self.label, self.dest) if self.label else self.dest
             raise DownloadError(
-                "Not enough free space for %s: %s (%d bytes) still to fetch, but only %s (%d bytes) free on the file system "
-                "of %s. Nothing was written." % (self.dest, human_size(needed), needed, human_size(free), free, path)
+                "Not enough free space for %s: %.2f GB (%s, %d bytes) still to fetch, but only %.2f GB (%s, %d bytes) free "
+                "on the file system of %s. Nothing was written."
+                % (what, needed / 1e9, human_size(needed), needed, free / 1e9, human_size(free), free, path)
             )
 
     # ---- running ----------------------------------------------------------------------------
@@ -760,11 +791,11 @@ class Downloader:
         started = time.monotonic()
         try:
             with open(part, "ab" if offset else "wb", buffering=0) as target:
-                writer = StreamWriter(target.fileno(), hasher, self.chunk_size)
+                writer = StreamWriter(target.fileno(), hasher, min(self.chunk_size, DOWNLOAD_CHUNK))
                 try:
                     while True:
                         buf = writer.take()
-                        count, error = read_into(response, buf)
+                        count, error = read_into(response, buf, hand_off=writer.idle)
                         if count:
                             writer.put(buf, count)
                             received += count

@@ -21,6 +21,8 @@ description:
     by hand is not rewritten for nothing.
   - A file that exists but is not a JSON object is never overwritten; the module fails and says so.
   - This module does not restart the daemon; notify a handler on RV(ignore:changed).
+  - Credentials in the file or in O(settings) (a proxy's C(user:password@), for example) are masked in everything the
+    module returns, its diff and the invocation Ansible adds included; see RV(config).
 extends_documentation_fragment:
   - gpufleet.inference.attributes
 attributes:
@@ -82,7 +84,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 config:
-  description: The configuration as it is (or, in check mode, would be) after the merge.
+  description:
+    - The configuration as it is (or, in check mode, would be) after the merge, with its credentials masked (C(********))
+      - the password of a URL's C(user:password@) (proxies, registry mirrors), a URL's user part when it has no
+      password, and the whole value of a key whose name contains C(password), C(passwd), C(secret), C(token) or
+      C(credential). The diff is masked the same way; the file holds the real values.
   returned: success
   type: dict
   sample: {"log-driver": "json-file", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}
@@ -101,6 +107,7 @@ backup_file:
 
 import json
 import os
+import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -110,6 +117,50 @@ from ansible_collections.gpufleet.inference.plugins.module_utils._json_merge imp
     changed_paths,
     merge_patch,
 )
+
+
+MASK = "********"
+# A URL's user information: user:password@ (the password is masked) or token@ (all of it is).
+USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/?#@\s:]*)(?P<password>:[^/?#@\s]*)?@")
+# Keys whose whole value is a credential, whatever it looks like.
+SECRET_KEY_RE = re.compile(r"password|passwd|secret|token|credential", re.IGNORECASE)
+
+
+def _userinfo_secrets(text):
+    """The credentials in the URLs inside ``text``: the passwords, or the user part when there is no password."""
+    found = []
+    for match in USERINFO_RE.finditer(text):
+        secret = match.group("password")[1:] if match.group("password") else match.group("user")
+        if secret:
+            found.append(secret)
+    return found
+
+
+def _mask_userinfo(match):
+    if match.group("password"):
+        return "%s%s:%s@" % (match.group("scheme"), match.group("user"), MASK)
+    return "%s%s@" % (match.group("scheme"), MASK)
+
+
+def redact(value, secrets, key=""):
+    """``value`` with its credentials masked; each credential found is added to the set ``secrets``.
+
+    Proxy URLs (``proxies.http-proxy`` and the like) and registry mirrors may carry ``user:password@``;
+    a key named like a password or token holds a credential as a whole. Docker reads the real values from
+    the file; a task's output, ``register`` and logs get the masked ones.
+    """
+    if isinstance(value, dict):
+        return dict((k, redact(v, secrets, str(k))) for k, v in value.items())
+    if isinstance(value, list):
+        return [redact(v, secrets, key) for v in value]
+    if isinstance(value, str):
+        if SECRET_KEY_RE.search(key):
+            if value:
+                secrets.add(value)
+            return MASK if value else value
+        secrets.update(_userinfo_secrets(value))
+        return USERINFO_RE.sub(_mask_userinfo, value)
+    return value
 
 
 def render(config):
@@ -168,11 +219,15 @@ class DaemonConfig:
         # A file that does not exist yet is created even when the patch adds nothing,
         # so that the daemon and the next run find one.
         changed = bool(keys) or before_text is None
-        result = {"changed": changed, "config": after, "changed_keys": keys}
+        secrets = set()
+        shown_before, shown_after = redact(before, secrets), redact(after, secrets)
+        # The settings, in the invocation Ansible returns, carry the same credentials in clear.
+        self.module.no_log_values.update(secrets)
+        result = {"changed": changed, "config": shown_after, "changed_keys": keys}
         if changed and self.module._diff:
             result["diff"] = {
-                "before": "" if before_text is None else render(before),
-                "after": render(after),
+                "before": "" if before_text is None else render(shown_before),
+                "after": render(shown_after),
                 "before_header": self.path,
                 "after_header": self.path,
             }

@@ -116,6 +116,8 @@ options:
     description:
       - Extra HTTP headers for every request. C(Authorization) and C(X-Api-Key) among them are left out of the
         C(unauthorized) request; O(api_key), when set, replaces C(Authorization).
+      - The headers are treated as secrets (they carry C(Authorization) and proxy tokens) - Ansible masks every
+        value of them wherever it appears in the output of the task.
     type: dict
     default: {}
 notes:
@@ -377,7 +379,7 @@ def main():
             unauthorized_routes=dict(type="list", elements="str", default=[]),
             validate_certs=dict(type="bool", default=True),
             use_proxy=dict(type="bool", default=True),
-            headers=dict(type="dict", default={}),
+            headers=dict(type="dict", default={}, no_log=True),  # Authorization, proxy tokens
         ),
         supports_check_mode=True,
     )

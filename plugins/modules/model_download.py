@@ -22,6 +22,9 @@ description:
   - A download that is interrupted (killed, connection lost) leaves its C(.part) file; the next run resumes it with an
     HTTP range request, provided the sidecar C(.NAME.part.json) shows it is the same remote file (else it starts
     again). Use C(retries)/C(until) on the task to retry within one play.
+  - Each piece the network delivers is written to the C(.part) file as soon as it arrives, so even a C(SIGKILL) loses
+    only what was still in the kernel's socket buffers (well under a megabyte per kill at 100 MB/s). The resumed
+    file is verified as a whole - the part already on disk is read and hashed again.
   - Before any byte moves, the bytes still to fetch (less what C(.part) files already hold) are compared with the
     free space of O(dest); the task fails, with both sizes, before writing anything when they do not fit.
   - Verified files are noted in C(.gpufleet-verified.json) in O(dest) (size, mtime, sha256, source). A run that
@@ -94,6 +97,9 @@ options:
   url:
     description:
       - HTTP or HTTPS URL of a single file to fetch. Requires O(sha256).
+      - It may carry credentials (C(https://USER:PASSWORD@HOST/...)) or a signature in its query string, so it is
+        treated as a secret - Ansible masks it in all output, and the module reports and records it only without
+        its user information, query string and fragment (RV(source_url)).
     type: str
   sha256:
     description:
@@ -232,6 +238,12 @@ throughput_bytes_per_second:
   returned: success
   type: float
   sample: 63278176.0
+source_url:
+  description:
+    - O(url) without its user information, query string and fragment (which may hold credentials or a signature).
+  returned: success and O(url) is used
+  type: str
+  sample: https://models.example.com/tiny/model-q8_0.gguf
 revision:
   description: The commit sha O(revision) resolved to (with O(offline=true), the one recorded by the run that fetched the files).
   returned: success and O(hf_repo) is used
@@ -264,6 +276,18 @@ SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 COLLECTION_VERSION = "0.1.0"
 
 
+def url_secrets(url):
+    """The parts of ``url`` that are credentials: the password of its user information and its query string."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    return [password, parts.query]
+
+
 class ModelDownload:
     """Check the options, describe the files to place, let the Downloader place them, report."""
 
@@ -272,11 +296,17 @@ class ModelDownload:
         self.params = module.params
         self.started = time.monotonic()
         self.revision = None
+        # The password and the query string (a signature) of url are secrets on their own, too: an error
+        # message may quote them without the rest of the URL that no_log masks.
+        self.secrets = [value for value in url_secrets(self.params.get("url")) + [self.params.get("token")] if value]
+        module.no_log_values.update(self.secrets)
 
     def fail(self, msg, **kwargs):
-        token = self.params.get("token")
-        if token:
-            msg = msg.replace(token, "********")
+        url = self.params.get("url")
+        if url:
+            msg = msg.replace(url, redact_url(url))
+        for secret in self.secrets:
+            msg = msg.replace(secret, "********")
         self.module.fail_json(msg=msg, dest=self.params["dest"], **kwargs)
 
     def validate(self):
@@ -292,7 +322,7 @@ class ModelDownload:
             if not p["sha256"]:
                 self.fail("sha256 is required with url")
             if urlsplit(p["url"]).scheme not in ("http", "https") or not urlsplit(p["url"]).netloc:
-                self.fail("url must be an http:// or https:// URL, got %s" % p["url"])
+                self.fail("url must be an http:// or https:// URL, got %s" % redact_url(p["url"]))
         if source == "hf_repo" and p["sha256"]:
             self.fail("sha256 can only be used with url or src; hf_repo files are checked against the hub's hashes")
         if p["sha256"] and not SHA256_RE.match(p["sha256"]):
@@ -354,7 +384,7 @@ class ModelDownload:
         if name is None:
             name = unquote(urlsplit(p["url"]).path.rstrip("/").rsplit("/", 1)[-1])
             if not name:
-                self.fail("url %s has no file name in its path; set filename" % p["url"])
+                self.fail("url %s has no file name in its path; set filename" % redact_url(p["url"]))
         name = self.plain_name(name)
         # The recorded source leaves out credentials and query strings (signed URLs); sha256 is the identity.
         return [FileSpec(name, url=p["url"], sha256=p["sha256"], source={"type": "url", "url": redact_url(p["url"])})]
@@ -408,6 +438,7 @@ class ModelDownload:
                 file_mode=self.file_mode(),
                 check_mode=self.module.check_mode,
                 lock_timeout=p["lock_timeout"],
+                label=p["hf_repo"] or (specs[0].name if source == "url" else p["src"]),
             )
             plans = downloader.run(specs, offline=p["offline"])
         except DownloadError as exc:
@@ -446,6 +477,8 @@ class ModelDownload:
         }
         if source == "hf_repo":
             result["revision"] = self.revision
+        if source == "url":
+            result["source_url"] = redact_url(p["url"])
         return result
 
 
@@ -461,7 +494,7 @@ def main():
             endpoint=dict(type="str"),
             token=dict(type="str", no_log=True),
             offline=dict(type="bool", default=False),
-            url=dict(type="str"),
+            url=dict(type="str", no_log=True),  # signed URLs and user:password@ carry credentials
             sha256=dict(type="str"),
             src=dict(type="path"),
             filename=dict(type="str"),

@@ -53,6 +53,7 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import socket
 import sys
 import threading
@@ -649,6 +650,8 @@ class FakeHubHandler(BaseHTTPRequestHandler):
                     chunk = bytearray(chunk)
                     chunk[flip_at - position] ^= 0xFF
                     chunk = bytes(chunk)
+                if self._peer_gone():
+                    break  # the client died (a killed download): these bytes never leave, so they are not counted
                 # Counted before it is written, so that a client never sees bytes the counters do not hold yet.
                 self.hub._count(key, path, len(chunk))  # pylint: disable=protected-access
                 self.wfile.write(chunk)
@@ -668,6 +671,15 @@ class FakeHubHandler(BaseHTTPRequestHandler):
         if name is None or not start <= offset <= end:
             return None, None
         return name, offset
+
+    def _peer_gone(self):
+        """Whether the client closed its end: during a body it sends nothing, so readable means EOF or a reset."""
+        try:
+            if not select.select([self.connection], [], [], 0)[0]:
+                return False
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
     def _abort(self):
         """Cut the connection mid-body, as a killed server or a dropped link would."""

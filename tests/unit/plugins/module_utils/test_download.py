@@ -144,6 +144,47 @@ def test_read_into_keeps_the_bytes_that_came_before_an_error():
     assert bytes(buf[:7]) == b"abcdefg"
 
 
+class _Socket(_Flaky):
+    """``_Flaky`` over a real socket pair: ``readinto1`` hands out one piece; ``fileno`` is the socket's."""
+
+    def __init__(self, data, error, waiting):
+        super().__init__(data, error)
+        self.ours, self.theirs = socket.socketpair()
+        if waiting:
+            self.theirs.send(b"x")  # the socket is readable: more is already there
+
+    readinto1 = _Flaky.readinto
+
+    def fileno(self):
+        return self.ours.fileno()
+
+    def close(self):
+        self.ours.close()
+        self.theirs.close()
+
+
+@pytest.mark.parametrize("writer_idle, waiting, expected", [
+    (True, False, 3),  # the writer waits and the socket is drained: each piece goes on at once
+    (False, False, 9),  # the writer is busy: keep filling the buffer
+    (True, True, 9),  # more is there already: read it before handing the buffer on
+])
+def test_read_into_hands_a_download_on_as_soon_as_the_writer_waits(writer_idle, waiting, expected):
+    reader = _Socket(b"abcdefghi", ConnectionResetError("reset"), waiting)
+    buf = bytearray(9)
+    try:
+        count, error = read_into(reader, buf, hand_off=lambda: writer_idle)
+    finally:
+        reader.close()
+    assert (count, error) == (expected, None)
+    assert bytes(buf[:count]) == b"abcdefghi"[:count]
+
+
+def test_read_into_fills_the_buffer_of_a_reader_without_readinto1():
+    buf = bytearray(6)
+    count, error = read_into(_Flaky(b"abcdefg", ConnectionResetError("reset")), buf, hand_off=lambda: True)
+    assert (count, error) == (6, None)
+
+
 def test_filespec_accepts_and_mismatch():
     spec = FileSpec("m", sha256="AB" * 32, size=3)
     assert spec.sha256 == "ab" * 32

@@ -14,6 +14,7 @@ from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock
     AnsibleFailJson,
     set_module_args,
 )
+from ansible_collections.gpufleet.inference.tests.unit.utils.module_process import run_module
 
 # What `nvidia-ctk runtime configure --runtime=docker` leaves in daemon.json.
 NVIDIA_RUNTIME = {"nvidia": {"args": [], "path": "nvidia-container-runtime"}}
@@ -425,3 +426,48 @@ def test_failed_write_leaves_no_temp_file_and_the_old_file(daemon_json, monkeypa
     assert "Could not replace file" in result["msg"]
     assert snapshot(daemon_json) == before
     assert leftovers(daemon_json.parent) == []
+
+
+PROXY_PASSWORD = "pr0xy-pa55-never-shown"
+MIRROR_TOKEN = "mirror-t0ken-never-shown"
+
+
+def test_credentials_are_masked_in_the_result_and_the_diff_but_written_to_the_file(daemon_json):
+    write(daemon_json, {"registry-mirrors": ["https://%s@mirror.example.internal" % MIRROR_TOKEN],
+                        "runtimes": NVIDIA_RUNTIME})
+    settings = {"proxies": {"http-proxy": "http://fleet:%s@proxy.example.internal:3128" % PROXY_PASSWORD,
+                            "no-proxy": "127.0.0.1,localhost"}}
+
+    result = run({"path": str(daemon_json), "settings": settings}, diff=True)
+
+    assert result["config"]["proxies"] == {"http-proxy": "http://fleet:********@proxy.example.internal:3128",
+                                           "no-proxy": "127.0.0.1,localhost"}
+    assert result["config"]["registry-mirrors"] == ["https://********@mirror.example.internal"]
+    assert result["config"]["runtimes"] == NVIDIA_RUNTIME
+    assert result["changed_keys"] == ["proxies"]
+    assert "proxy.example.internal:3128" in result["diff"]["after"]
+    for secret in (PROXY_PASSWORD, MIRROR_TOKEN):
+        assert secret not in json.dumps(result)
+    written = json.loads(daemon_json.read_text(encoding="utf-8"))
+    assert written["proxies"]["http-proxy"] == settings["proxies"]["http-proxy"]
+    assert written["registry-mirrors"] == ["https://%s@mirror.example.internal" % MIRROR_TOKEN]
+
+
+def test_a_key_named_like_a_secret_is_masked_whole(daemon_json):
+    result = run({"path": str(daemon_json), "settings": {"x-registry": {"password": "hunter2-never-shown", "user": "fleet"}}})
+
+    assert result["config"]["x-registry"] == {"password": "********", "user": "fleet"}
+
+
+def test_no_credential_reaches_the_output_of_the_module(daemon_json):
+    write(daemon_json, {"registry-mirrors": ["https://%s@mirror.example.internal" % MIRROR_TOKEN]})
+    settings = {"proxies": {"https-proxy": "http://fleet:%s@proxy.example.internal:3128" % PROXY_PASSWORD}}
+
+    result, printed = run_module("docker_daemon_config", {"path": str(daemon_json), "settings": settings,
+                                                          "_ansible_diff": True})
+
+    assert result["changed"] is True, printed
+    assert "diff" in result
+    assert PROXY_PASSWORD not in printed
+    assert MIRROR_TOKEN not in printed
+    assert json.loads(daemon_json.read_text(encoding="utf-8"))["proxies"] == settings["proxies"]

@@ -17,6 +17,7 @@ from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock
     AnsibleFailJson,
     set_module_args,
 )
+from ansible_collections.gpufleet.inference.tests.unit.utils.module_process import run_module
 
 KEY = "sk-gpufleet-0d9f3c2a7b-never-echo-me"
 MODEL = "gemma-3-270m"
@@ -343,6 +344,21 @@ def test_the_key_never_appears_in_results_or_failures():
     assert [o.get("step") for o in outcomes] == [None, "models", "chat", "unauthorized", "health"]
     for outcome in outcomes:
         assert_no_key(outcome)
+
+
+def test_header_values_never_appear_in_the_output_of_the_module():
+    proxy_secret = "proxy-0f3c9a-never-echo-me"
+    headers = {"Authorization": "Bearer " + proxy_secret, "X-Proxy-Token": proxy_secret}
+    with server(enforce_key=False) as fake:
+        result, printed = run_module("inference_probe", probe_args(fake.base_url, api_key=None, headers=headers,
+                                                                   check_unauthorized=False))
+        sent = [h for _m, _p, h, _b in fake.requests]
+
+    assert result.get("failed") is None, printed
+    assert all(h.get("x-proxy-token") == proxy_secret for h in sent)
+    assert proxy_secret not in printed
+    assert result["invocation"]["module_args"]["headers"] == {"Authorization": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",
+                                                              "X-Proxy-Token": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}
 
 
 @pytest.mark.parametrize("bad, wanted", [

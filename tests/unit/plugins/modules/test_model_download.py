@@ -41,6 +41,11 @@ from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock
     AnsibleFailJson,
     set_module_args,
 )
+from ansible_collections.gpufleet.inference.tests.unit.utils.module_process import (  # noqa: E402
+    parse_result,
+    run_module,
+    start_module,
+)
 
 REPO = "org/model"
 MIB = 1024 * 1024
@@ -422,6 +427,32 @@ def test_url_404_fails_naming_the_file(hub, dest):
     assert not dest.exists()
 
 
+PASSWORD = "pa55-w0rd-never-shown"
+SIGNATURE = "X-Signature=5ec4e7519a7u4e"
+
+
+def test_url_credentials_and_signature_never_reach_the_output(hub, dest, repo_files, tmp_path):
+    content = repo_files["tokenizer.json"]
+    plain = "%s/files/%s/tokenizer.json" % (hub.url, REPO)
+    secret = plain.replace("://", "://model-reader:%s@" % PASSWORD) + "?" + SIGNATURE
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf-home"))
+
+    result, printed = run_module("model_download", {"dest": str(dest), "url": secret, "sha256": sha256(content)}, env)
+    failed, printed_failure = run_module("model_download", {"dest": str(dest), "url": secret.replace("tokenizer", "nope"),
+                                                            "sha256": sha256(content)}, env)
+
+    assert result.get("failed") is None, printed
+    assert (dest / "tokenizer.json").read_bytes() == content
+    assert result["source_url"] == plain
+    assert failed["failed"] is True
+    assert plain.replace("tokenizer", "nope") in failed["msg"]
+    assert "404" in failed["msg"]
+    for text in (printed, printed_failure, (dest / ".gpufleet-verified.json").read_text()):
+        assert PASSWORD not in text
+        assert "5ec4e7519a7u4e" not in text
+    assert result["invocation"]["module_args"]["url"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
 def test_src_file_with_sha256(tmp_path, dest):
     src = tmp_path / "share" / "model.gguf"
     src.parent.mkdir()
@@ -676,12 +707,43 @@ def test_not_enough_space_fails_before_writing_anything(hub, dest, repo_files, m
 
     result = run_fail(hf(hub, dest, files=["model.gguf", "config.json"]))
 
-    assert "%d bytes" % needed in result["msg"]
-    assert "3.0 MiB" in result["msg"]
-    assert "%d bytes" % MIB in result["msg"]
-    assert "1.0 MiB" in result["msg"]
+    assert "Not enough free space for %s in %s" % (REPO, dest) in result["msg"]
+    assert "0.00 GB (3.0 MiB, %d bytes) still to fetch" % needed in result["msg"]
+    assert "only 0.00 GB (1.0 MiB, %d bytes) free" % MIB in result["msg"]
     assert calls
     assert not dest.exists()
+    assert content_requests(hub) == []
+    assert hub.served() == 0
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB tmpfs: the free-space check meets a real file system that is too small (root only)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "gpufleet-test", str(mount)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("this host does not let the tests mount a tmpfs: %s" % done.stderr.decode(errors="replace").strip())
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_file_system_stops_the_download_before_its_first_byte(hub, repo_files, small_filesystem):
+    dest = small_filesystem / "models" / "gemma"
+    needed = len(repo_files["model.gguf"])
+    free = shutil.disk_usage(str(small_filesystem)).free
+
+    result = run_fail(hf(hub, dest, files=["model.gguf"]))
+
+    assert "Not enough free space for %s in %s" % (REPO, dest) in result["msg"]
+    assert "%.2f GB (3.0 MiB, %d bytes) still to fetch" % (needed / 1e9, needed) in result["msg"]
+    assert "free on the file system of %s" % small_filesystem in result["msg"]
+    assert "%d bytes) free" % free in result["msg"]
+    assert list(small_filesystem.iterdir()) == []
     assert content_requests(hub) == []
     assert hub.served() == 0
 
@@ -758,26 +820,15 @@ def test_two_concurrent_runs_into_one_dest_fetch_the_file_once(hub, dest, repo_f
     assert (dest / "model.gguf").read_bytes() == content
 
 
-MODULE_RUN = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.gpufleet.inference.plugins.modules import model_download
-with patch_module_args(json.loads(sys.argv[2])):
-    model_download.main()
-"""
-
-
 def test_two_concurrent_processes_into_one_dest_fetch_the_file_once(hub, dest, repo_files, tmp_path):
     content = repo_files["model.gguf"]
     hub.rate = 3 * MIB  # a second for the file
-    args = json.dumps(hf(hub, dest, files=["model.gguf"]))
+    args = hf(hub, dest, files=["model.gguf"])
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf-home"))
-    procs = [subprocess.Popen([sys.executable, "-c", MODULE_RUN, COLLECTIONS, args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for dummy in range(2)]
+    procs = [start_module("model_download", args, env) for dummy in range(2)]
     outputs = [proc.communicate(timeout=120) for proc in procs]
 
-    results = [json.loads([line for line in out.splitlines() if line.startswith("{")][-1]) for out, err in outputs]
+    results = [parse_result(out) for out, err in outputs]
     assert [r.get("failed") for r in results] == [None, None], outputs
     assert hub.served("model.gguf") == len(content)
     assert sorted(r["files"][0]["fetched"] for r in results) == [False, True]
