@@ -108,6 +108,8 @@ VALUE_CHECKS = {
     "vllm_image_rocm_build_targets": lambda v: _validate.gfx_targets_error(v, empty_ok=False),
     "rocm_gfx_target": lambda v: _validate.gfx_targets_error(v, single=True),
     "rocm_hsa_override_gfx_version": _validate.gfx_version_error,
+    "vllm_image_min_version": lambda v: _validate.version_error(v, "0.22.0"),
+    "nvidia_container_toolkit_version": lambda v: _validate.version_error(v, '"1.18.2" (or the package version "1.18.2-1")'),
     "vllm_image_digest_pin": lambda v: None if v == "" else _validate.checksum_error(v),
 }
 

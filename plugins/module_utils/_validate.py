@@ -23,6 +23,8 @@ CUDA_ARCHITECTURE_RE = re.compile(r"^(?:[1-9][0-9]{1,2}[af]?(?:-real|-virtual)?|
 GFX_TARGET_RE = re.compile(r"^gfx(?:[0-9]{3,4}|[0-9]{2}[a-f]|[0-9]{1,2}(?:-[0-9])?-generic)(?::[a-z0-9]+[+-])*$")
 # HSA_OVERRIDE_GFX_VERSION: major.minor.stepping in decimal (11.5.1 for gfx1151).
 GFX_VERSION_RE = re.compile(r"^[0-9]{1,2}\.[0-9]\.[0-9]{1,2}$")
+# A release version: numbers separated by dots, then an optional suffix (0.22.0, 1.18.2-1, 2.13.0+cpu, 0.10.1rc1).
+VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)+(?:[-+~]?[0-9A-Za-z.~+-]+)?$")
 HEX_RE = re.compile(r"^[0-9a-f]+$")
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 # The hub's repository ids (huggingface_hub's validate_repo_id): an optional owner and a name, each of letters,
@@ -136,6 +138,12 @@ def gfx_version_error(value):
     if value == "" or (isinstance(value, str) and GFX_VERSION_RE.match(value)):
         return None
     return f"must be a gfx version such as 11.5.1 (for gfx1151) or empty {got(value)}"
+
+
+def version_error(value, example="1.18.2"):
+    if isinstance(value, str) and VERSION_RE.match(value):
+        return None
+    return f"must be a version such as {example} {got(value)}"
 
 
 def commit_error(value, empty_ok=False):
