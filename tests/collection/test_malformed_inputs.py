@@ -155,14 +155,14 @@ def failures(report):
 
 def refused_in_one_run(tmp_path, cases):
     """Runs one host per case; returns the cases refused with their message, and what the others got."""
-    hosts = {f"case-{index:02d}": dict(BASE, **variables) for index, (variables, _) in enumerate(cases)}
+    hosts = {f"case-{index:02d}": dict(BASE, **case[0]) for index, case in enumerate(cases)}
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     proc = ansible_playbook(inventory)
     assert proc.returncode != 0, proc.stdout[-3000:]
     found = failures(json.loads(proc.stdout))
     refused, missing = 0, {}
-    for host, (_, message) in zip(hosts, cases):
+    for host, (unused, message) in zip(hosts, cases):
         if any(message in m for m in found.get(host, [])):
             refused += 1
         else:
