@@ -192,6 +192,8 @@ def inference_services_errors(services, models, gpu_count=None):
         elif model not in model_names:
             errors.append(f"{where}.model {model!r} is not the name of an entry of gpufleet_models "
                           f"({', '.join(sorted(n for n in model_names if n)) or 'none defined'})")
+        if service.get("model_file") is not None and _validate.file_in_directory_error(service["model_file"]):
+            errors.append(f"{where}.model_file {_validate.file_in_directory_error(service['model_file'])}")
         bind = service.get("bind_address", "127.0.0.1")
         if _validate.ip_address_error(bind):
             errors.append(f"{where}.bind_address {_validate.ip_address_error(bind)}")

@@ -92,6 +92,8 @@ def lane_errors(service, where, model_names, engine):
         elif memory is not None and _number(budget) and budget > 0 and memory > budget:
             errors.append(f"{at}.memory_gb {memory} is more than the service's memory_budget_gb {budget}: "
                           "the lane could never be loaded")
+        if lane.get("model_file") is not None and _validate.file_in_directory_error(lane["model_file"]):
+            errors.append(f"{at}.model_file {_validate.file_in_directory_error(lane['model_file'])}")
         context = lane.get("context")
         if context is not None and _validate.context_error(context):
             errors.append(f"{at}.context {_validate.context_error(context)}")

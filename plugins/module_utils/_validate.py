@@ -111,6 +111,14 @@ def absolute_path_error(value, empty_ok=False):
     return f"must be an absolute path such as /opt/gpufleet/models{' (or empty)' if empty_ok else ''} {got(value)}"
 
 
+def file_in_directory_error(value):
+    """A file inside a model's directory: a relative path that stays inside it (no leading '/', no '..')."""
+    if isinstance(value, str) and value and not value.startswith("/") and ".." not in value.split("/") \
+            and "\0" not in value and "\n" not in value:
+        return None
+    return f"must be the path of a file inside the model's directory, such as model-Q4_K_M.gguf {got(value)}"
+
+
 def _words(value):
     return [word for word in re.split(r"[;,\s]+", value) if word] if isinstance(value, str) else None
 

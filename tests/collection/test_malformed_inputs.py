@@ -81,6 +81,8 @@ DATA = [
     (services(api_key="a key with spaces in it"), "gpufleet_services[0] (chat).api_key must be 16 to 512 characters"),
     (services(port=70000), "gpufleet_services[0] (chat).port must be a number from 1 to 65535"),
     (services(SERVICE, dict(SERVICE, name="chat2")), "gpufleet_services[1] (chat2).port 8000 is already published"),
+    (services(model_file="../../etc/shadow"), "gpufleet_services[0] (chat).model_file must be the path of a file inside"),
+    (lane(model_file="/srv/x.gguf"), "gpufleet_services[0] (l).lanes[0] (x).model_file must be the path of a file inside"),
     (services(engine="tgi"), "gpufleet_services[0] (chat).engine must be one of llamacpp, vllm"),
     ({"gpufleet_services": ["chat"]}, "gpufleet_services[0] must be a dict"),
     (lane(contxt=4096), "gpufleet_services[0] (l).lanes[0] (x).contxt is not a lane setting (did you mean 'context'?)"),

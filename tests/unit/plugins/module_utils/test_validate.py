@@ -31,6 +31,7 @@ from ansible_collections.gpufleet.inference.plugins.module_utils import _validat
      ["github.com/ggml-org/llama.cpp", "ftp://host/repo", ""]),
     (v.repo_id_error, ["Qwen/Qwen3-0.6B", "ggml-org/gemma-3-270m-it-GGUF", "gpt2", "o/r"],
      ["owner/na me", "a/b/c", "owner/--name", "owner/name.", "-owner/name", "o/" + "r" * 96, "", None]),
+    (v.file_in_directory_error, ["m.gguf", "Q4/m-00001-of-00002.gguf"], ["/etc/passwd", "../other/m.gguf", "a/../../b", "", None]),
     (v.port_error, [1, 8080, 65535], [0, 65536, "8080", True]),
     (v.version_error, ["0.22.0", "1.18.2", "1.18.2-1", "2.13.0+cpu", "0.10.1rc1"], ["latest", "1", "v1.2", "", None]),
 ])
