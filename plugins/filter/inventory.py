@@ -135,11 +135,19 @@ def _without_defaults(options):
     return plain
 
 
-def role_argument_spec(role):
-    """The options of ``role``'s ``meta/argument_specs.yml`` (entry point main), for validate_argument_spec."""
+def role_argument_spec(role, variables=None):
+    """The options of ``role``'s ``meta/argument_specs.yml`` (entry point main), for validate_argument_spec.
+
+    With the host's ``variables``, the options whose values cannot be resolved yet (templates of facts) are left
+    out: validate_argument_spec would fail on them, and the role checks them once the host is reached.
+    """
     if role not in SITE_ROLES:
         raise AnsibleFilterError(f"role_argument_spec: {role!r} is not a role site.yml runs ({', '.join(SITE_ROLES)})")
-    return _without_defaults(_spec(role))
+    options = _without_defaults(_spec(role))
+    if variables is not None:
+        options = {name: option for name, option in options.items()
+                   if name not in variables or _read(variables, name)[0]}
+    return options
 
 
 def inventory_site_roles(platform=None, services=None, models=None):
@@ -232,10 +240,13 @@ def inference_models_errors(models):
 
 
 def _read(variables, name):
-    """A variable's value, or ``None`` when it is not set or cannot be resolved yet (a template of facts that
-    only exist once the host is reached: its role checks it then)."""
+    """``(True, value)``, or ``(False, None)`` when the variable is not set or cannot be resolved yet (a template of
+    facts that only exist once the host is reached: its role checks it then). Ansible hands an unresolved value
+    over as a marker that raises when it is used, hence the repr()."""
     try:
-        return True, variables[name]
+        value = variables[name]
+        repr(value)
+        return True, value
     except Exception:  # pylint: disable=broad-except
         return False, None
 

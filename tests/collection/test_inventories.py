@@ -104,3 +104,13 @@ def test_one_bad_host_stops_every_host_before_anything_changes(tmp_path, bad, ch
     if bad:
         assert proc.returncode != 0
         assert "gpufleet_services[0] (chat): unknown key 'bind' (did you mean 'bind_address'?)" in proc.stdout
+
+
+def test_a_role_variable_made_of_facts_is_left_to_its_role(tmp_path):
+    # Facts exist only once the host is reached; the first play gathers none, so such a value is checked later.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"spark-09.example.net": {
+        "docker_engine_repo_url": "https://download.docker.com/linux/{{ ansible_facts['distribution'] | lower }}",
+        "docker_engine_source": "docker"}}}}))
+    proc = ansible("ansible-playbook", "-i", str(inventory), "playbooks/check_inventory.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

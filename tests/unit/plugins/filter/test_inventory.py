@@ -49,16 +49,6 @@ def test_a_misspelt_role_variable_is_refused_with_the_variable_it_meant():
         "(did you mean 'llamacpp_image_cuda_architectures'?)"]
 
 
-def test_a_variable_that_cannot_be_resolved_yet_is_left_to_its_role():
-    class Lazy(dict):
-        def __getitem__(self, name):
-            if name == "docker_engine_repo_url":
-                raise KeyError("ansible_facts is undefined")
-            return super().__getitem__(name)
-
-    assert inventory_errors(Lazy({"docker_engine_repo_url": "{{ ansible_facts.x }}"})) == []
-
-
 @pytest.mark.parametrize("models, message", [
     ({"name": "m"}, "gpufleet_models must be a list of models, each a dict with name and one source (got a dict)"),
     ([{"name": "m", "hf": MODEL["hf"], "sha256": "0" * 64}], "gpufleet_models[0] (m).sha256 is for url and path sources"),
@@ -86,5 +76,24 @@ def test_a_role_argument_spec_keeps_types_and_choices_but_not_defaults():
     spec = role_argument_spec("llamacpp_image")
     assert spec["llamacpp_image_backend"] == {"type": "str", "choices": ["auto", "cpu", "cuda", "rocm", "vulkan"]}
     assert all("default" not in option for option in spec.values())
+    assert "llamacpp_image_backend" in role_argument_spec("llamacpp_image", {"llamacpp_image_backend": "cuda"})
     with pytest.raises(AnsibleFilterError, match="'apt_sources' is not a role site.yml runs"):
         role_argument_spec("apt_sources")
+
+
+class Unresolved(dict):
+    """Host variables as Ansible hands them over: a template of facts not gathered yet raises when used."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if isinstance(value, str) and "ansible_facts" in value:
+            raise KeyError(f"{name}: ansible_facts is undefined")
+        return value
+
+
+def test_a_variable_that_cannot_be_resolved_yet_is_left_out_of_the_spec():
+    variables = Unresolved({"docker_engine_repo_url": "{{ ansible_facts.x }}", "docker_engine_source": "docker"})
+    spec = role_argument_spec("docker_engine", variables)
+    assert "docker_engine_repo_url" not in spec and "docker_engine_source" in spec
+    assert "docker_engine_log_driver" in spec
+    assert inventory_errors(variables) == []
