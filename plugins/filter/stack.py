@@ -87,7 +87,7 @@ import shlex
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes
+from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, _validate
 
 
 ENGINES = ("llamacpp", "vllm")
@@ -114,6 +114,17 @@ PROXY_PREFIXES = ("/v1/",)
 PROXY_EXACT = ("/health", "/metrics", "/version", "/lanes")
 PROXY_PORT = 8080
 LOOPBACK_NAMES = ("localhost",)
+# Every key a service may have (the inference_stack role's argument spec describes each); any other is a typo.
+SERVICE_KEYS = (
+    "name", "engine", "model", "model_file", "served_name", "port", "container_port", "bind_address", "context",
+    "parallel", "gpu_layers", "args", "environment", "api_key", "api_key_required", "public_without_key", "proxy",
+    "health_start_period", "restart", "log_verbosity",
+    # vLLM
+    "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "dtype", "quantization", "kv_cache_dtype",
+    "enforce_eager", "hub_cache", "ipc", "shm_size", "ulimits",
+    # lanes
+    "lanes", "memory_budget_gb", "max_loaded", "switch_timeout",
+)
 
 
 def is_loopback(address):
@@ -155,7 +166,8 @@ def inference_services_errors(services, models, gpu_count=None):
     """
     errors = []
     if not isinstance(services, list):
-        return ["gpufleet_services must be a list of services"]
+        return [f"gpufleet_services must be a list of services, each a dict with name, model and port "
+                f"(got {_validate.type_name(services)})"]
     model_names = {m.get("name") for m in models or [] if isinstance(m, dict)}
     model_by_name = {m.get("name"): m for m in models or [] if isinstance(m, dict)}
     seen_names, seen_ports = {}, {}
@@ -165,15 +177,12 @@ def inference_services_errors(services, models, gpu_count=None):
             errors.append(f"{where} must be a dict")
             continue
         name = service.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            errors.append(f"{where}.name must be lower-case letters, digits, '-' or '_' (got {name!r})")
-        else:
-            where = f"gpufleet_services[{index}] ({name})"
-            if name in seen_names:
-                errors.append(f"{where}: the name is already used by gpufleet_services[{seen_names[name]}]")
-            seen_names[name] = index
-            if name.endswith("-proxy") and name[:-6] in seen_names:
-                errors.append(f"{where}.name is the name of the proxy of gpufleet_services[{seen_names[name[:-6]]}]")
+        where, name_errors = _validate.named_entry("gpufleet_services", index, name, NAME_RE,
+                                                   "lower-case letters, digits, '-' or '_'", seen_names)
+        errors += name_errors
+        if not name_errors and name.endswith("-proxy") and name[:-6] in seen_names:
+            errors.append(f"{where}.name is the name of the proxy of gpufleet_services[{seen_names[name[:-6]]}]")
+        errors += _validate.unknown_keys(service, SERVICE_KEYS, where)
         engine = service.get("engine", "llamacpp")
         if engine not in ENGINES:
             errors.append(f"{where}.engine must be one of {', '.join(ENGINES)} (got {engine!r})")
@@ -183,9 +192,11 @@ def inference_services_errors(services, models, gpu_count=None):
         elif model not in model_names:
             errors.append(f"{where}.model {model!r} is not the name of an entry of gpufleet_models "
                           f"({', '.join(sorted(n for n in model_names if n)) or 'none defined'})")
+        if service.get("model_file") is not None and _validate.file_in_directory_error(service["model_file"]):
+            errors.append(f"{where}.model_file {_validate.file_in_directory_error(service['model_file'])}")
         bind = service.get("bind_address", "127.0.0.1")
-        if not isinstance(bind, str) or not bind:
-            errors.append(f"{where}.bind_address must be an IP address (got {bind!r})")
+        if _validate.ip_address_error(bind):
+            errors.append(f"{where}.bind_address {_validate.ip_address_error(bind)}")
             bind = "127.0.0.1"
         port = service.get("port")
         if not _int(port) or not 1 <= port <= 65535:
@@ -199,8 +210,8 @@ def inference_services_errors(services, models, gpu_count=None):
         if not _int(container_port) or not 1 <= container_port <= 65535:
             errors.append(f"{where}.container_port must be a number from 1 to 65535 (got {container_port!r})")
         context = service.get("context", 4096 if engine == "llamacpp" else None)
-        if context is not None and (not _int(context) or context < 0):
-            errors.append(f"{where}.context must be a whole number of tokens, 0 for the model's own (got {context!r})")
+        if context is not None and _validate.context_error(context):
+            errors.append(f"{where}.context {_validate.context_error(context)}")
         verbosity = service.get("log_verbosity", LOG_VERBOSITY)
         if not _int(verbosity) or not 0 <= verbosity <= 5:
             errors.append(f"{where}.log_verbosity must be a number from 0 to 5 (got {verbosity!r})")
@@ -213,8 +224,8 @@ def inference_services_errors(services, models, gpu_count=None):
         for key in ("api_key_required", "public_without_key", "proxy", "hub_cache", "enforce_eager"):
             if key in service and service[key] is not None and not isinstance(service[key], bool):
                 errors.append(f"{where}.{key} must be true or false (got {service[key]!r})")
-        if "api_key" in service and (not isinstance(service["api_key"], str) or not API_KEY_RE.match(service["api_key"])):
-            errors.append(f"{where}.api_key must be 8 to 512 characters of letters, digits and . _ ~ + / = -")
+        if "api_key" in service and _validate.api_key_error(service["api_key"]):
+            errors.append(f"{where}.api_key {_validate.api_key_error(service['api_key'])}")
         if not keyed(service):
             if "api_key" in service:
                 errors.append(f"{where}: api_key is set but api_key_required is false")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.gpufleet.inference.plugins.module_utils import _validate
+
 GB = 1000 ** 3
 GIB = 1024 ** 3
 # A lane's name is the model name clients send: an OpenAI model id, as the seeds use them
@@ -72,15 +74,9 @@ def lane_errors(service, where, model_names, engine):
         if not isinstance(lane, dict):
             errors.append(f"{at} must be a dict with name and model")
             continue
-        name = lane.get("name")
-        if not isinstance(name, str) or not LANE_NAME_RE.match(name):
-            errors.append(f"{at}.name must be the model name clients send: letters, digits and . _ : / @ + - "
-                          f"(got {name!r})")
-        else:
-            at = f"{where}.lanes[{index}] ({name})"
-            if name in seen:
-                errors.append(f"{at}: the name is already used by lanes[{seen[name]}]")
-            seen[name] = index
+        at, name_errors = _validate.named_entry(f"{where}.lanes", index, lane.get("name"), LANE_NAME_RE,
+                                                "the model name clients send: letters, digits and . _ : / @ + -", seen)
+        errors += name_errors
         if lane.get("model") not in model_names:
             errors.append(f"{at}.model {lane.get('model')!r} is not the name of an entry of gpufleet_models "
                           f"({', '.join(sorted(n for n in model_names if n)) or 'none defined'})")
@@ -88,16 +84,19 @@ def lane_errors(service, where, model_names, engine):
             if key in other_engine:
                 errors.append(f"{at}.{key} is not a setting of engine {engine}")
             elif key not in allowed:
-                errors.append(f"{at}.{key} is not a lane setting (lanes take {', '.join(allowed)})")
+                errors.append(f"{at}.{key} is not a lane setting{_validate.did_you_mean(key, allowed)} "
+                              f"(lanes take {', '.join(allowed)})")
         memory = lane.get("memory_gb")
         if memory is not None and (not _number(memory) or memory <= 0):
             errors.append(f"{at}.memory_gb must be a positive number of GB (got {memory!r})")
         elif memory is not None and _number(budget) and budget > 0 and memory > budget:
             errors.append(f"{at}.memory_gb {memory} is more than the service's memory_budget_gb {budget}: "
                           "the lane could never be loaded")
+        if lane.get("model_file") is not None and _validate.file_in_directory_error(lane["model_file"]):
+            errors.append(f"{at}.model_file {_validate.file_in_directory_error(lane['model_file'])}")
         context = lane.get("context")
-        if context is not None and (not _int(context) or context < 0):
-            errors.append(f"{at}.context must be a whole number of tokens, 0 for the model's own (got {context!r})")
+        if context is not None and _validate.context_error(context):
+            errors.append(f"{at}.context {_validate.context_error(context)}")
         for key in ("parallel", "max_num_seqs", "tensor_parallel_size"):
             if key in lane and (not _int(lane[key]) or lane[key] < 1):
                 errors.append(f"{at}.{key} must be a whole number of at least 1 (got {lane[key]!r})")

@@ -64,7 +64,7 @@ VLLM = {"name": "a", "engine": "vllm", "model": "m", "port": 8000}
     ({"gpufleet_services": [dict(VLLM, api_key_required=False, bind_address="0.0.0.0")]},
      "gpufleet_services[0] (a): api_key_required is false and bind_address 0.0.0.0 is beyond loopback"),
     ({"gpufleet_services": [VLLM], "vllm_image_source": "dockerhub"},
-     "vllm_image_source must be ngc, upstream, rocm, rocm_build or cpu (got dockerhub)"),
+     "value of vllm_image_source must be one of: ngc, upstream, rocm, rocm_build, cpu, got: dockerhub"),
     ({"gpufleet_services": [VLLM, dict(VLLM, name="b", container_port=8000, bind_address="0.0.0.0")]},
      "gpufleet_services[1] (b).port 8000 is already published by gpufleet_services[0]"),
     # Lanes: each lane names a model; a typo in a lane key is not ignored.
@@ -87,3 +87,30 @@ def test_a_broken_inventory_is_stopped_naming_the_variable(tmp_path, broken, mes
     proc = ansible("ansible-playbook", "-i", str(inventory), "playbooks/check_inventory.yml")
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("bad, changed", [(False, ["good-01", "good-02"]), (True, [])])
+def test_one_bad_host_stops_every_host_before_anything_changes(tmp_path, bad, changed):
+    good = {"gpufleet_models": [{"name": "m", "hf": {"repo": "o/r"}}],
+            "gpufleet_services": [{"name": "chat", "model": "m", "port": 8000}]}
+    second = dict(good, gpufleet_services=[{"name": "chat", "model": "m", "port": 8000, "bind": "0.0.0.0"}]) if bad else good
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {
+        "hosts": {"good-01": good, ("bad-02" if bad else "good-02"): second},
+        "vars": {"ansible_connection": "local", "check_then_change_dir": str(tmp_path / "changed")}}}))
+    (tmp_path / "changed").mkdir()
+    proc = ansible("ansible-playbook", "-i", str(inventory), "tests/collection/playbooks/check_then_change.yml")
+    assert sorted(p.name for p in (tmp_path / "changed").iterdir()) == changed, proc.stdout
+    if bad:
+        assert proc.returncode != 0
+        assert "gpufleet_services[0] (chat): unknown key 'bind' (did you mean 'bind_address'?)" in proc.stdout
+
+
+def test_a_role_variable_made_of_facts_is_left_to_its_role(tmp_path):
+    # Facts exist only once the host is reached; the first play gathers none, so such a value is checked later.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"spark-09.example.net": {
+        "docker_engine_repo_url": "https://download.docker.com/linux/{{ ansible_facts['distribution'] | lower }}",
+        "docker_engine_source": "docker"}}}}))
+    proc = ansible("ansible-playbook", "-i", str(inventory), "playbooks/check_inventory.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

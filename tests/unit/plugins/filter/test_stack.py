@@ -61,8 +61,8 @@ def test_start_period_covers_the_load_time_of_bigger_models():
 
 def test_no_api_key_in_the_document():
     services = two_services()
-    services[0]["api_key"] = "sk-very-secret"
-    assert "sk-very-secret" not in repr(inference_compose(services, SETTINGS))
+    services[0]["api_key"] = "sk-very-secret-value"
+    assert "sk-very-secret-value" not in repr(inference_compose(services, SETTINGS))
 
 
 @pytest.mark.parametrize("change, message", [

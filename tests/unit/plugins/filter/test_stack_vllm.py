@@ -157,7 +157,7 @@ def test_keyless_service_on_loopback_is_allowed_and_labelled():
     ({"max_num_seqs": "many"}, ".max_num_seqs must be a whole number"),
     ({"container_port": 0}, ".container_port must be a number"),
     ({"ulimits": "memlock=-1"}, ".ulimits must be a dict"),
-    ({"api_key": "short"}, ".api_key must be 8 to 512 characters"),
+    ({"api_key": "short"}, ".api_key must be 16 to 512 characters"),
     ({"ipc": "container"}, ".ipc must be host"),
 ])
 def test_bad_vllm_input_is_refused_naming_the_variable(change, message):

@@ -1,0 +1,99 @@
+"""A host's variables, checked before any host changes: what inventory_errors refuses, naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gpufleet.inference.plugins.filter.inventory import (
+    inference_models_errors,
+    inventory_errors,
+    inventory_site_roles,
+    role_argument_spec,
+)
+
+MODEL = {"name": "m", "hf": {"repo": "o/r"}}
+SERVICE = {"name": "chat", "model": "m", "port": 8000}
+
+
+def test_a_good_host_has_no_errors():
+    host = {"gpufleet_models": [MODEL, {"name": "u", "url": "https://example.com/u.gguf", "sha256": "0" * 64},
+                                {"name": "p", "path": "/srv/p.gguf"}],
+            "gpufleet_services": [dict(SERVICE, bind_address="0.0.0.0", context=8192, api_key="sk-0123456789abcdef")],
+            "gpufleet_platform": "dgx_spark", "inference_stack_dir": "/srv/stack",
+            "llamacpp_image_cuda_architectures": "121", "llamacpp_image_git_ref": "b9246",
+            "verify_reports_dir": "reports", "llamacpp_image_ref": "gpufleet/llama.cpp:x", "unrelated": "x"}
+    assert inventory_errors(host) == []
+
+
+def test_every_problem_is_listed_not_only_the_first():
+    errors = inventory_errors({"gpufleet_models": [dict(MODEL, sze_gb=1)],
+                               "gpufleet_services": [dict(SERVICE, bind="0.0.0.0")],
+                               "inference_stack_dir": "stack"})
+    assert errors == [
+        "gpufleet_models[0] (m): unknown key 'sze_gb' (did you mean 'size_gb'?)",
+        "gpufleet_services[0] (chat): unknown key 'bind' (did you mean 'bind_address'?)",
+        "inference_stack_dir must be an absolute path such as /opt/gpufleet/models (got 'stack')",
+    ]
+
+
+def test_a_path_on_the_controller_may_be_relative_but_one_on_the_host_may_not():
+    assert inventory_errors({"verify_reports_dir": "reports"}) == []
+    assert inventory_errors({"verify_stack_dir": "stack"}) == [
+        "verify_stack_dir must be an absolute path such as /opt/gpufleet/models (got 'stack')"]
+
+
+def test_a_misspelt_role_variable_is_refused_with_the_variable_it_meant():
+    assert inventory_errors({"llamacpp_image_cuda_arch": "121"}) == [
+        "llamacpp_image_cuda_arch is not a variable of the llamacpp_image role "
+        "(did you mean 'llamacpp_image_cuda_architectures'?)"]
+
+
+@pytest.mark.parametrize("models, message", [
+    ({"name": "m"}, "gpufleet_models must be a list of models, each a dict with name and one source (got a dict)"),
+    ([{"name": "m", "hf": MODEL["hf"], "sha256": "0" * 64}], "gpufleet_models[0] (m).sha256 is for url and path sources"),
+    ([{"name": "m", "url": "https://e.com/m", "path": "/m", "sha256": "0" * 64}],
+     "gpufleet_models[0] (m) needs exactly one source - hf (a hub repository), url (with sha256) or path (got url, path)"),
+    ([dict(MODEL, plan=[1])], "gpufleet_models[0] (m).plan must be a dict of the model's shape"),
+])
+def test_models_are_refused_naming_the_entry(models, message):
+    assert any(message in error for error in inference_models_errors(models)), inference_models_errors(models)
+
+
+@pytest.mark.parametrize("platform, services, models, roles", [
+    ("dgx_spark", [SERVICE], [MODEL], ["preflight", "nvidia_driver", "docker_engine", "nvidia_container_toolkit",
+                                       "llamacpp_image", "models", "inference_stack", "verify"]),
+    ("strix_halo", [dict(SERVICE, engine="vllm")], [MODEL], ["preflight", "rocm", "docker_engine", "vllm_image",
+                                                             "models", "inference_stack", "verify"]),
+    ("cpu", [], [], ["preflight", "docker_engine"]),
+    (None, [], [], ["preflight", "nvidia_driver", "rocm", "docker_engine", "nvidia_container_toolkit"]),
+])
+def test_the_roles_site_yml_runs_on_a_host(platform, services, models, roles):
+    assert inventory_site_roles(platform, services, models) == roles
+
+
+def test_a_role_argument_spec_keeps_types_and_choices_but_not_defaults():
+    spec = role_argument_spec("llamacpp_image")
+    assert spec["llamacpp_image_backend"] == {"type": "str", "choices": ["auto", "cpu", "cuda", "rocm", "vulkan"]}
+    assert all("default" not in option for option in spec.values())
+    assert "llamacpp_image_backend" in role_argument_spec("llamacpp_image", {"llamacpp_image_backend": "cuda"})
+    with pytest.raises(AnsibleFilterError, match="'apt_sources' is not a role site.yml runs"):
+        role_argument_spec("apt_sources")
+
+
+class Unresolved(dict):
+    """Host variables as Ansible hands them over: a template of facts not gathered yet raises when used."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if isinstance(value, str) and "ansible_facts" in value:
+            raise KeyError(f"{name}: ansible_facts is undefined")
+        return value
+
+
+def test_a_variable_that_cannot_be_resolved_yet_is_left_out_of_the_spec():
+    variables = Unresolved({"docker_engine_repo_url": "{{ ansible_facts.x }}", "docker_engine_source": "docker"})
+    spec = role_argument_spec("docker_engine", variables)
+    assert "docker_engine_repo_url" not in spec and "docker_engine_source" in spec
+    assert "docker_engine_log_driver" in spec
+    assert inventory_errors(variables) == []
