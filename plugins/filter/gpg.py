@@ -35,6 +35,17 @@ _value:
   elements: str
 """
 
+# The second filter of this file, documented here for readers (ansible-doc shows the first).
+# key_file_problem(found, expected, variable, source):
+#   found     the primary fingerprints of a key file (primary_fingerprints' result)
+#   expected  one fingerprint or a list of them, 40 (v4) or 64 (v5) hex digits; spaces and case are ignored
+#   variable  the variable the expected fingerprints came from, named in the message
+#   source    what the key file is for (the apt source's name and the key's URL), named in the message
+# Returns "" when the set of the key file's primary keys is exactly the expected set;
+# otherwise a sentence that names the variable, the source, the expected and the found fingerprints.
+# apt trusts every key of a Signed-By file for that source, so one key too many is refused as firmly
+# as one too few.
+
 
 def primary_fingerprints(lines):
     fingerprints = []
@@ -51,6 +62,39 @@ def primary_fingerprints(lines):
     return fingerprints
 
 
+def normalize_fingerprints(expected):
+    """One fingerprint or a list of them -> upper-case hex strings without spaces, in the given order."""
+    items = [expected] if isinstance(expected, str) else list(expected or [])
+    return ["".join(str(item).split()).upper() for item in items]
+
+
+def key_file_problem(found, expected, variable, source):
+    wanted = normalize_fingerprints(expected)
+    malformed = [item for item in wanted if len(item) not in (40, 64) or any(c not in "0123456789ABCDEF" for c in item)]
+    if not wanted or malformed:
+        return (
+            f"{variable} must be a key fingerprint (40 hex digits; 64 for a v5 key) or a list of them, "
+            f"not {expected!r} (for {source})."
+        )
+    found = [item.upper() for item in found]
+    missing = [item for item in wanted if item not in found]
+    extra = [item for item in dict.fromkeys(found) if item not in wanted]
+    if not (missing or extra):
+        return ""
+    reasons = []
+    if missing:
+        reasons.append("it lacks " + ", ".join(missing))
+    if extra:
+        reasons.append("it also holds " + ", ".join(extra) + ", which apt would trust for this source too")
+    return (
+        f"{variable}: the key file for {source} must hold exactly the primary key(s) {', '.join(wanted)}; "
+        f"it holds {', '.join(found) or 'no key'}: {'; '.join(reasons)}."
+    )
+
+
 class FilterModule:
     def filters(self):
-        return {"primary_fingerprints": primary_fingerprints}
+        return {
+            "primary_fingerprints": primary_fingerprints,
+            "key_file_problem": key_file_problem,
+        }

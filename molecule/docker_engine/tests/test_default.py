@@ -36,6 +36,8 @@ def test_daemon_json_keeps_existing_keys_and_gains_the_roles(host):
     assert config["log-opts"]["max-file"] == "3"
     # Removed through docker_engine_daemon_options (debug: null).
     assert "debug" not in config
+    # On by default: containers outlive an engine restart.
+    assert config["live-restore"] is True
 
 
 def test_running_daemon_uses_the_merged_configuration(host):
@@ -72,3 +74,26 @@ def test_container_logs_rotate_with_the_configured_limits(host, base_image):
         assert log_config["Config"]["max-size"] == "20m"
     finally:
         host.run(f"docker rm -f {name}")
+
+
+def test_containers_keep_running_through_an_engine_restart(host, base_image):
+    # live-restore: an inference server started before a daemon.json change keeps serving through the restart.
+    name = "gpufleet-live-restore"
+    state = f"docker inspect --format '{{{{.State.Running}}}} {{{{.State.Pid}}}} {{{{.State.StartedAt}}}}' {name}"
+    host.run(f"docker rm -f {name}")
+    host.run_expect([0], f"docker run -d --name {name} {base_image} sleep 600")
+    try:
+        before = host.check_output(state)
+        assert before.startswith("true ")
+        host.run_expect([0], "systemctl restart docker")
+        assert json.loads(host.check_output("docker info --format '{{json .LiveRestoreEnabled}}'")) is True
+        assert host.check_output(state) == before
+    finally:
+        host.run(f"docker rm -f {name}")
+
+
+def test_interrupted_dpkg_run_was_finished_before_apt_ran(host):
+    # prepare.yml left a dpkg journal entry (hostname half-configured), which makes apt refuse to run.
+    assert host.check_output("ls -A /var/lib/dpkg/updates/") == ""
+    assert host.check_output("dpkg-query -W -f='${Status}' hostname") == "install ok installed"
+    host.run_expect([0], "apt-get check")

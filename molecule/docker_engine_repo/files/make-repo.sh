@@ -27,6 +27,11 @@ chmod 700 "$GNUPGHOME"
 gpg --batch --quiet --passphrase '' --quick-gen-key 'gpufleet test repository <repo@gpufleet.invalid>' rsa3072 sign never
 gpg --armor --export >"$base/gpg"
 gpg --with-colons --fingerprint | awk -F: '$1 == "fpr" { print $10; exit }' >"$root/fingerprint"
+# The repository's key with a second, unrelated key in the same file: apt would trust both.
+other=$(mktemp -d)
+GNUPGHOME=$other gpg --batch --quiet --passphrase '' --quick-gen-key 'someone else <other@gpufleet.invalid>' ed25519 sign never
+{ cat "$base/gpg"; GNUPGHOME=$other gpg --armor --export; } >"$base/gpg-with-another-key"
+rm -rf "$other"
 
 package() {  # name version depends [file-source file-dest]
   local dir

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 REPO = "http://127.0.0.1:18081/linux/debian"
 
 
@@ -50,7 +52,9 @@ def test_engine_runs_with_the_roles_log_rotation(host):
     assert config["log-opts"] == {"max-size": "100m", "max-file": "3"}
 
 
-def test_key_with_wrong_fingerprint_left_no_trace_apt_would_use(host):
-    assert not host.file("/etc/apt/keyrings/docker-wrong-key.asc").exists
-    assert not host.file("/etc/apt/keyrings/docker-wrong-key.gpg").exists
-    assert not host.file("/etc/apt/sources.list.d/docker-wrong-key.sources").exists
+@pytest.mark.parametrize("name", ["docker-wrong-key", "docker-extra-key"])
+def test_refused_key_file_left_no_trace_apt_would_use(host, name):
+    # docker-wrong-key: not the expected key; docker-extra-key: the expected key and another one.
+    assert not host.file(f"/etc/apt/keyrings/{name}.asc").exists
+    assert not host.file(f"/etc/apt/keyrings/{name}.gpg").exists
+    assert not host.file(f"/etc/apt/sources.list.d/{name}.sources").exists

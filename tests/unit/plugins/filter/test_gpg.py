@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.inference.plugins.filter.gpg import FilterModule, primary_fingerprints
+from ansible_collections.gpufleet.inference.plugins.filter.gpg import FilterModule, key_file_problem, primary_fingerprints
 
 # Shaped like `gpg --show-keys --with-colons --with-fingerprint docker.gpg` (gpg 2.2/2.4):
 # the fingerprint is field 10 (index 9) of the `fpr` record that follows each `pub`/`sub`.
@@ -73,3 +73,62 @@ def test_no_keys_gives_an_empty_list(lines):
 
 def test_filter_is_registered_under_its_documented_name():
     assert FilterModule().filters()["primary_fingerprints"] is primary_fingerprints
+
+
+SOURCE = "docker (https://download.docker.com/linux/debian/gpg)"
+
+
+def problem(found, expected):
+    return key_file_problem(found, expected, "apt_source_key_fingerprint", SOURCE)
+
+
+def test_key_file_with_exactly_the_expected_key_is_accepted():
+    assert problem(primary_fingerprints(DOCKER_LISTING), "9DC8 5822 9FC7 DD38 854A  E2D8 8D81 803C 0EBF CD88") == ""
+
+
+def test_expected_list_matches_a_file_with_those_keys_in_any_order():
+    found = primary_fingerprints(OTHER_LISTING + DOCKER_LISTING)
+    assert problem(found, [DOCKER_PRIMARY, OTHER_PRIMARY.lower()]) == ""
+
+
+def test_key_file_with_an_extra_key_is_refused_and_the_message_says_which():
+    message = problem(primary_fingerprints(DOCKER_LISTING + OTHER_LISTING), DOCKER_PRIMARY)
+    assert message.startswith("apt_source_key_fingerprint: ")
+    assert SOURCE in message
+    assert f"exactly the primary key(s) {DOCKER_PRIMARY}" in message
+    assert f"it holds {DOCKER_PRIMARY}, {OTHER_PRIMARY}" in message
+    assert f"also holds {OTHER_PRIMARY}" in message
+
+
+def test_key_file_without_the_expected_key_is_refused():
+    message = problem(primary_fingerprints(OTHER_LISTING), DOCKER_PRIMARY)
+    assert f"lacks {DOCKER_PRIMARY}" in message
+    assert f"it holds {OTHER_PRIMARY}" in message
+
+
+def test_key_file_lacking_one_of_two_expected_keys_is_refused():
+    message = problem(primary_fingerprints(DOCKER_LISTING), [DOCKER_PRIMARY, OTHER_PRIMARY])
+    assert f"lacks {OTHER_PRIMARY}" in message
+    assert "also holds" not in message
+
+
+def test_subkey_fingerprint_does_not_count_as_the_expected_primary_key():
+    # Expecting Docker's signing subkey: the file's only primary key is another one, so it is refused.
+    message = problem(primary_fingerprints(DOCKER_LISTING), DOCKER_SUBKEY)
+    assert f"lacks {DOCKER_SUBKEY}" in message
+    assert f"also holds {DOCKER_PRIMARY}" in message
+
+
+def test_a_file_that_is_not_a_key_is_refused():
+    assert "it holds no key" in problem([], DOCKER_PRIMARY)
+
+
+@pytest.mark.parametrize("expected", ["", [], "9DC8 5822", "Z" * 40, [DOCKER_PRIMARY, "not-a-fingerprint"]])
+def test_malformed_expected_fingerprints_are_refused_naming_the_variable(expected):
+    message = problem([DOCKER_PRIMARY], expected)
+    assert message.startswith("apt_source_key_fingerprint must be a key fingerprint")
+    assert SOURCE in message
+
+
+def test_key_file_problem_is_registered_under_its_name():
+    assert FilterModule().filters()["key_file_problem"] is key_file_problem
