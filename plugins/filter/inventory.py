@@ -165,7 +165,8 @@ def inventory_site_roles(platform=None, services=None, models=None):
         "llamacpp_image": "llamacpp" in engines,
         "vllm_image": "vllm" in engines,
         "models": bool(models),
-        "inference_stack": bool(services),
+        # Also without services: a stack left from an earlier run goes down (inference_stack remove.yml).
+        "inference_stack": True,
         "verify": bool(services),
     }
     return [role for role in SITE_ROLES if runs[role]]
@@ -293,7 +294,55 @@ def inventory_errors(variables):
         known, value = _read(variables, "gpufleet_models_dir")
         if known and _validate.absolute_path_error(value):
             errors.append(f"gpufleet_models_dir {_validate.absolute_path_error(value)}")
+    errors += _rollout_errors(variables, names)
     errors += _role_variable_errors(variables, names, SITE_ROLES)
+    return errors
+
+
+def _percentage_error(value):
+    try:
+        number = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 0 <= number <= 100:
+        return f"must be a number from 0 to 100 (got {value!r})"
+    return None
+
+
+def _batch_error(value):
+    """A batch size of serial: a positive count or a percentage such as '25%'."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"(100|[1-9][0-9]?)(\.[0-9]+)?%", value):
+        return None
+    return f"batch sizes are positive counts or percentages such as '25%' (got {value!r})"
+
+
+def _rollout_errors(variables, names):
+    """The fleet's own variables: the stack's state and the rollout's batches and thresholds."""
+    errors = []
+    checks = {
+        "gpufleet_stack_state": lambda v: None if v in ("present", "absent") else f"must be present or absent (got {v!r})",
+        "gpufleet_rollout_max_fail_percentage": _percentage_error,
+        "gpufleet_rollout_max_unhealthy_percentage": _percentage_error,
+        "gpufleet_max_fail_percentage": _percentage_error,
+    }
+    for name, check in checks.items():
+        if name in names:
+            known, value = _read(variables, name)
+            error = check(value) if known else None
+            if error:
+                errors.append(f"{name} {error}")
+    for name in ("gpufleet_rollout_serial", "gpufleet_serial"):
+        if name in names:
+            known, value = _read(variables, name)
+            if not known:
+                continue
+            batches = value if isinstance(value, list) else [value]
+            problems = [_batch_error(batch) for batch in batches] if batches else ["is an empty list"]
+            problems = [problem for problem in problems if problem]
+            if problems:
+                errors.append(f"{name} {problems[0]}")
     return errors
 
 

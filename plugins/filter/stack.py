@@ -96,6 +96,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 API_KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")
 # Seconds of health-check grace before the model is expected to answer: a base, plus time per GiB to read
 # and load the weights (a slow disk reads ~200 MB/s; llama.cpp maps the file and loads it in one pass).
+NO_NEW_PRIVILEGES = ("no-new-privileges:true",)
+LLAMACPP_READ_ONLY = {"read_only": True, "tmpfs": ["/tmp"]}
+PROXY_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", "NET_BIND_SERVICE")
 START_PERIOD_BASE_S = 30
 START_PERIOD_PER_GIB_S = 20
 # vLLM also profiles memory, captures CUDA graphs and compiles with torch.compile before it answers: minutes
@@ -373,6 +376,9 @@ def _common(service, settings, engine):
         "environment": environment,
         **{key: device[key] for key in ("devices", "group_add", "deploy") if key in device},
         "restart": service.get("restart", "unless-stopped"),
+        # The engine needs no capability and never gains one (setuid binaries included).
+        "security_opt": list(NO_NEW_PRIVILEGES),
+        "cap_drop": ["ALL"],
         "labels": {
             "org.gpufleet.service": name,
             "org.gpufleet.engine": engine,
@@ -418,6 +424,8 @@ def _llamacpp(service, settings):
     doc.update({
         "command": command,
         "volumes": [f"{settings['models_dir']}/{model}:/models/{model}:ro"],
+        # llama-server writes nothing but its log (to stdout): its root filesystem is read-only.
+        **LLAMACPP_READ_ONLY,
         "healthcheck": {
             "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"],
             "interval": "10s",
@@ -712,8 +720,9 @@ def inference_served_models(services):
     return served
 
 
-ORDER = ("image", "entrypoint", "command", "ports", "volumes", "env_file", "environment", "secrets", "devices",
-         "group_add", "deploy", "ipc", "shm_size", "ulimits", "healthcheck", "depends_on", "restart", "labels")
+ORDER = ("image", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets", "devices",
+         "group_add", "deploy", "ipc", "shm_size", "ulimits", "read_only", "security_opt", "cap_drop", "cap_add",
+         "healthcheck", "depends_on", "restart", "labels")
 
 
 def _ordered(doc):
@@ -811,6 +820,11 @@ def _proxy(service, settings):
             "start_period": "5s",
         },
         "restart": service.get("restart", "unless-stopped"),
+        # nginx's master starts as root, owns its temporary directories and switches its workers to an
+        # unprivileged user: those capabilities only.
+        "security_opt": list(NO_NEW_PRIVILEGES),
+        "cap_drop": ["ALL"],
+        "cap_add": list(PROXY_CAPABILITIES),
         "labels": {"org.gpufleet.service": f"{name}-proxy", "org.gpufleet.proxy-for": name},
     }
 
@@ -852,6 +866,12 @@ def _run_groups(project, name, svc, secrets):
     for request in svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", []):
         count = request.get("count", "all")
         groups.append(["--gpus", "all" if count == "all" else str(count)])
+    groups += [["--tmpfs", path] for path in svc.get("tmpfs", [])]
+    if svc.get("read_only"):
+        groups.append(["--read-only"])
+    groups += [["--security-opt", option] for option in svc.get("security_opt", [])]
+    groups += [["--cap-drop", cap] for cap in svc.get("cap_drop", [])]
+    groups += [["--cap-add", cap] for cap in svc.get("cap_add", [])]
     if svc.get("ipc"):
         groups.append(["--ipc", svc["ipc"]])
     if svc.get("shm_size"):

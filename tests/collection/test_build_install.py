@@ -101,4 +101,8 @@ def test_ansible_doc_shows_role_argument_spec(installed_env):
 def test_site_playbook_runs_from_the_installed_collection(installed_env, tmp_path):
     env = installed_env[0]
     out = run("ansible-playbook", "gpufleet.inference.site", "-i", "localhost,", "--list-tasks", env=env, cwd=tmp_path)
-    assert "gpufleet.inference.docker_engine" in out
+    # The host's path (playbooks/tasks/host.yml) includes its roles by name.
+    assert "Container engine" in out and "Verify the endpoints (the health gate)" in out
+    rollout = run("ansible-playbook", "gpufleet.inference.rolling_update", "-i", "localhost,", "--list-tasks", env=env,
+                  cwd=tmp_path)
+    assert "play #3 (all): Roll out" in rollout and "Refuse to roll out onto an unhealthy fleet" in rollout

@@ -127,8 +127,8 @@ SPEC = [
 ]
 # The last task: the NVIDIA container toolkit's version against its CVE floor.
 TOOLKIT = [
-    ({"nvidia_container_toolkit_version": "1.16.0"}, "nvidia_container_toolkit_version 1.16.0 is older than 1.17.8"),
-    ({"nvidia_container_toolkit_version": "1.17.7-1"}, "nvidia_container_toolkit_version 1.17.7-1 is older than 1.17.8"),
+    ({"nvidia_container_toolkit_version": "1.16.0"}, "nvidia_container_toolkit_version 1.16.0 is older than 1.19.1"),
+    ({"nvidia_container_toolkit_version": "1.19.0-1"}, "nvidia_container_toolkit_version 1.19.0-1 is older than 1.19.1"),
 ]
 STAGES = {"data": DATA, "spec": SPEC, "toolkit": TOOLKIT}
 BASE = {"gpufleet_models": [MODEL], "gpufleet_services": [SERVICE]}

@@ -65,8 +65,8 @@ def test_models_are_refused_naming_the_entry(models, message):
                                        "llamacpp_image", "models", "inference_stack", "verify"]),
     ("strix_halo", [dict(SERVICE, engine="vllm")], [MODEL], ["preflight", "rocm", "docker_engine", "vllm_image",
                                                              "models", "inference_stack", "verify"]),
-    ("cpu", [], [], ["preflight", "docker_engine"]),
-    (None, [], [], ["preflight", "nvidia_driver", "rocm", "docker_engine", "nvidia_container_toolkit"]),
+    ("cpu", [], [], ["preflight", "docker_engine", "inference_stack"]),
+    (None, [], [], ["preflight", "nvidia_driver", "rocm", "docker_engine", "nvidia_container_toolkit", "inference_stack"]),
 ])
 def test_the_roles_site_yml_runs_on_a_host(platform, services, models, roles):
     assert inventory_site_roles(platform, services, models) == roles
@@ -97,3 +97,31 @@ def test_a_variable_that_cannot_be_resolved_yet_is_left_out_of_the_spec():
     assert "docker_engine_repo_url" not in spec and "docker_engine_source" in spec
     assert "docker_engine_log_driver" in spec
     assert inventory_errors(variables) == []
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("gpufleet_stack_state", "gone", "gpufleet_stack_state must be present or absent (got 'gone')"),
+    ("gpufleet_rollout_max_fail_percentage", 150, "gpufleet_rollout_max_fail_percentage must be a number from 0 to 100"),
+    ("gpufleet_rollout_max_unhealthy_percentage", "some", "must be a number from 0 to 100 (got 'some')"),
+    ("gpufleet_rollout_serial", [1, "25", "100%"], "gpufleet_rollout_serial batch sizes are positive counts or percentages"),
+    ("gpufleet_rollout_serial", 0, "(got 0)"),
+    ("gpufleet_serial", [], "gpufleet_serial is an empty list"),
+])
+def test_rollout_variables_are_checked(name, value, message):
+    errors = inventory_errors({name: value})
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+@pytest.mark.parametrize("name,value", [
+    ("gpufleet_stack_state", "absent"), ("gpufleet_rollout_serial", [1, "25%", "100%"]),
+    ("gpufleet_rollout_serial", 2), ("gpufleet_rollout_max_fail_percentage", "25"),
+    ("gpufleet_max_fail_percentage", 0),
+])
+def test_good_rollout_variables_pass(name, value):
+    assert inventory_errors({name: value}) == []
+
+
+def test_the_stack_role_runs_without_services_too():
+    # A stack an earlier run left is taken down when the inventory has no service left.
+    assert "inference_stack" in inventory_site_roles("cpu", [], [])
+    assert "verify" not in inventory_site_roles("cpu", [], [])

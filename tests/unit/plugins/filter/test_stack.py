@@ -108,3 +108,21 @@ def test_render_refuses_what_validation_refuses():
 def test_missing_image_is_named():
     with pytest.raises(AnsibleFilterError, match="no image for engine 'llamacpp'"):
         inference_compose(two_services(), dict(SETTINGS, images={}))
+
+
+def test_engines_run_without_capabilities_and_read_only():
+    doc = inference_compose(two_services(), SETTINGS)
+    for service in doc["services"].values():
+        assert service["cap_drop"] == ["ALL"]
+        assert service["security_opt"] == ["no-new-privileges:true"]
+        assert "cap_add" not in service
+        # llama-server writes only to stdout: a read-only root, /tmp in memory.
+        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
+
+
+def test_docker_run_lines_carry_the_same_hardening():
+    from ansible_collections.gpufleet.inference.plugins.filter.stack import inference_docker_run
+
+    script = inference_docker_run(two_services(), SETTINGS)
+    for flag in ("--cap-drop ALL", "--security-opt no-new-privileges:true", "--read-only", "--tmpfs /tmp"):
+        assert script.count(flag) == 2, flag
