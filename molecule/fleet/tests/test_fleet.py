@@ -100,7 +100,7 @@ def refused():
 
 
 def test_rollout_onto_unhealthy_fleet_is_refused(refused):
-    rc, log, _ = refused
+    rc, log = refused[:2]
     assert rc != 0
     assert "1 of the 4 deployed hosts are unhealthy" in log, log[-3000:]
     assert "fleet-2" in log and CONTAINER in log
@@ -108,7 +108,7 @@ def test_rollout_onto_unhealthy_fleet_is_refused(refused):
 
 
 def test_refused_rollout_changed_no_host(refused):
-    _, _, before = refused
+    before = refused[2]
     for name in ("fleet-1", "fleet-3", "fleet-4"):
         assert fingerprint(name) == before[name], name
         assert served(name) == (["fleet-v1"], 200), name
@@ -122,7 +122,7 @@ def rolled(refused):
 
 
 def test_rollout_fails_and_names_the_host_and_service(rolled):
-    rc, log, _ = rolled
+    rc, log = rolled[:2]
     assert rc != 0
     failure = re.search(r"gpufleet_services on fleet-3: the new stack failed \((.*?)\)\. The stack that passed last", log, re.S)
     assert failure, play_output(log, "Roll out")[-4000:]
@@ -139,7 +139,7 @@ def test_hosts_before_the_fault_serve_version_2(rolled, name):
 
 
 def test_failed_host_serves_version_1_again(rolled):
-    _, _, before = rolled
+    before = rolled[2]
     assert served("fleet-3") == (["fleet-v1"], 200)
     # Its stack was replaced twice (version 2, then version 1 again), not left alone.
     assert fingerprint("fleet-3")[0] != before["fleet-3"][0]
@@ -147,14 +147,14 @@ def test_failed_host_serves_version_1_again(rolled):
 
 
 def test_host_after_the_fault_was_never_touched(rolled):
-    _, log, before = rolled
+    log, before = rolled[1:]
     assert served("fleet-4") == (["fleet-v1"], 200)
     assert fingerprint("fleet-4") == before["fleet-4"]
     assert "fleet-4" not in play_output(log, "Roll out")
 
 
 def test_rollout_went_one_host_at_a_time(rolled):
-    _, log, _ = rolled
+    log = rolled[1]
     roll = play_output(log, "Roll out")
     # One play header per batch: fleet-1 (the canary), fleet-2, fleet-3; none for fleet-4.
     assert roll.count("PLAY [Roll out]") == 3
@@ -251,6 +251,6 @@ def test_interrupted_run_converges_on_the_next(interrupted_then_rerun):
 
 @pytest.mark.parametrize("secret", SECRETS)
 def test_no_secret_in_a_vvv_log(interrupted_then_rerun, secret):
-    _, _, _, log = interrupted_then_rerun
+    log = interrupted_then_rerun[3]
     assert len(log) > 100_000  # -vvv: every module's arguments and results
     assert SECRETS[secret] not in log
