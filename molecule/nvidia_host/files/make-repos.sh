@@ -10,8 +10,10 @@
 # The packages are stand-ins with NVIDIA's names and version schemes. They only
 # install the files the roles then check (see ../README.md): no kernel module,
 # no libraries. Each repository also carries a newer release than the one the
-# roles pin (driver branch 590, toolkit 1.19.0), so that the pins are what keeps
-# the host on 580 and 1.18.2.
+# roles pin (driver branch 590, toolkit 1.19.2), so that the pins are what keeps
+# the host on 580 and 1.19.1; the toolkit repository also has versions before
+# the role's floor (1.18.2, 1.19.0), which the role must refuse although apt
+# could install them.
 #
 # Usage: make-repos.sh ROOT
 set -euo pipefail
@@ -108,7 +110,7 @@ PIN
 done
 publish "$cuda" "NVIDIA" "NVIDIA CUDA"
 
-# --- Toolkit repository: 1.17.8, 1.18.2 (pinned), 1.19.0 (newer) --------------
+# --- Toolkit repository: 1.18.2, 1.19.0 (vulnerable), 1.19.1 (pinned), 1.19.2 (newer)
 newkey toolkit
 gpg --armor --export >"$root/toolkit/libnvidia-container/gpgkey"
 
@@ -210,7 +212,7 @@ PathChanged=/usr/bin/nvidia-ctk
 WantedBy=multi-user.target
 UNIT
 
-for version in 1.17.8-1 1.18.2-1 1.19.0-1; do
+for version in 1.18.2-1 1.19.0-1 1.19.1-1 1.19.2-1; do
   sed "s/@VERSION@/${version%-*}/" "$files/nvidia-ctk" >"$files/nvidia-ctk-$version"
   package "$toolkit" libnvidia-container1 "$version" ""
   package "$toolkit" libnvidia-container-tools "$version" "libnvidia-container1 (>= $version)"

@@ -78,9 +78,12 @@ def test_driver_is_branch_580_although_590_is_in_the_repository(host):
 
 def test_toolkit_is_the_pinned_version_although_a_newer_one_is_in_the_repository(host):
     for name in TOOLKIT_PACKAGES:
-        assert host.package(name).version == "1.18.2-1", name
-    assert "1.19.0-1" in host.check_output("apt-cache policy nvidia-container-toolkit")
-    assert host.check_output("nvidia-ctk --version").splitlines()[0].endswith("version 1.18.2")
+        assert host.package(name).version == "1.19.1-1", name
+    policy = host.check_output("apt-cache policy nvidia-container-toolkit")
+    # A newer release the pin keeps out, and the vulnerable one the refused run asked for (converge.yml).
+    assert "1.19.2-1" in policy
+    assert "1.19.0-1" in policy
+    assert host.check_output("nvidia-ctk --version").splitlines()[0].endswith("version 1.19.1")
 
 
 def test_driver_and_toolkit_packages_are_held(host):
@@ -130,7 +133,7 @@ def test_gpu_facts_said_no_gpu_and_why_and_the_gpu_container_was_skipped(host):
     found = facts(host)
     assert found["gpufleet_gpu"]["vendor"] == "none"
     assert "nvidia-smi failed" in found["gpufleet_gpu"]["reason"]
-    assert found["nvidia_container_toolkit_version_found"] == "1.18.2"
+    assert found["nvidia_container_toolkit_version_found"] == "1.19.1"
     assert found["nvidia_container_toolkit_gpu_check"]["ran"] is False
     assert "vendor none" in found["nvidia_container_toolkit_gpu_check"]["reason"]
 
