@@ -27,6 +27,8 @@ import sys
 import time
 
 UNLOADED, LOADING, LOADED, STOPPING = "unloaded", "loading", "loaded", "stopping"
+# After a lane's server stopped answering: how long to wait for its process to be reaped.
+DEATH_WAIT_SECONDS = 3
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"))
 
@@ -435,6 +437,14 @@ class Switcher:
             self.failed_requests += 1
             message = "lane %s stopped answering: %s" % (lane.name, exc.__class__.__name__)
             self.log(message)
+            # A lane's server that died takes a moment to be reaped (longer on a loaded host): wait for it, so that
+            # its process group goes and the next request finds the lane unloaded and loads it again, instead of
+            # reaching what is left of it.
+            if lane.process is not None and lane.alive():
+                try:
+                    await asyncio.wait_for(asyncio.shield(lane.process.wait()), DEATH_WAIT_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
             if not lane.alive():
                 reap_group(lane.process)
             if response is None:
