@@ -792,12 +792,16 @@ def demo_env():
     notes = []
     if reachable(["curl", "-fsS", "--max-time", "20", "-o", "/dev/null", "https://github.com/ggml-org/llama.cpp"], 25):
         env.pop("GPUFLEET_DEMO_LLAMACPP_ARCHIVE", None)
+        env.pop("GPUFLEET_DEMO_LLAMACPP_COMMIT", None)
         notes.append("llama.cpp: upstream git")
     else:
         archive = os.path.join(CACHE, "sources", "llama.cpp-src.tar.gz")
         if not os.path.exists(archive):
             raise BenchError("%s is missing: run `make demo` first" % archive)
         env["GPUFLEET_DEMO_LLAMACPP_ARCHIVE"] = archive
+        # The sdist's tree has no git data: demo.sh hands its commit over too (it is part of the image's tag).
+        with open(os.path.join(CACHE, "sources", "llama.cpp-src.commit"), encoding="utf-8") as handle:
+            env["GPUFLEET_DEMO_LLAMACPP_COMMIT"] = handle.read().strip()
         notes.append("llama.cpp: archive")
     if reachable(["docker", "pull", "-q", "ubuntu:24.04"], 120):
         env.pop("GPUFLEET_DEMO_BASE_IMAGE", None)
