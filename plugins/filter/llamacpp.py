@@ -60,7 +60,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpufleet.inference.plugins.module_utils import _llamacpp_log
+from ansible_collections.gpufleet.inference.plugins.module_utils import _llamacpp_log, _validate
 
 
 BACKENDS = ("cpu", "cuda", "rocm", "vulkan")
@@ -135,10 +135,9 @@ def _archs(value):
     return out
 
 
-# CMAKE_CUDA_ARCHITECTURES entries: 121, 90a, 100f, 120-real, 90-virtual, or CMake's all / all-major / native.
-CUDA_ARCH_RE = re.compile(r"^(?:[1-9][0-9]{1,2}[af]?(?:-real|-virtual)?|all|all-major|native)$")
-# AMD GPU targets: gfx1151, gfx90a, gfx942, gfx11-generic, gfx10-3-generic, with feature flags (gfx90a:xnack-).
-GFX_TARGET_RE = re.compile(r"^gfx(?:[0-9]{3,4}|[0-9]{2}[a-f]|[0-9]{1,2}(?:-[0-9])?-generic)(?::[a-z0-9]+[+-])*$")
+# CMAKE_CUDA_ARCHITECTURES entries and AMD GPU targets: one definition, the inventory check's.
+CUDA_ARCH_RE = _validate.CUDA_ARCHITECTURE_RE
+GFX_TARGET_RE = _validate.GFX_TARGET_RE
 
 
 def _checked(values, pattern, variable, example):

@@ -92,8 +92,6 @@ from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, 
 
 ENGINES = ("llamacpp", "vllm")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-# What a key may hold: it is written into the proxy's configuration and sent in a header.
-API_KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")
 # Seconds of health-check grace before the model is expected to answer: a base, plus time per GiB to read
 # and load the weights (a slow disk reads ~200 MB/s; llama.cpp maps the file and loads it in one pass).
 NO_NEW_PRIVILEGES = ("no-new-privileges:true",)
@@ -740,7 +738,7 @@ def inference_proxy_config(service, api_key=None):
     """The nginx configuration of a service's proxy: every request without the key answers 401."""
     name = service["name"]
     upstream = f"http://{name}:{service.get('container_port', service['port'])}"
-    if api_key is not None and not API_KEY_RE.match(str(api_key)):
+    if api_key is not None and not _validate.API_KEY_RE.match(str(api_key)):
         raise AnsibleFilterError(f"gpufleet_services ({name}): the API key holds characters the proxy cannot match")
     unauthorized = ('{"error":{"message":"Missing or invalid API key","type":"invalid_request_error",'
                     '"code":"invalid_api_key"}}')
