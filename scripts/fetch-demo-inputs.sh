@@ -52,8 +52,9 @@ if [ "$what" = all ] || [ "$what" = source ]; then
     [ -s "$sdist" ] || "$PIP" download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
         -d "$downloads" "llama-cpp-python==$LLAMA_CPP_PYTHON"
     # "## [0.3.36]" is followed by "- feat: update llama.cpp to ggml-org/llama.cpp@0c1e57098".
+    # awk reads to the end: exiting early would kill tar with SIGPIPE, which pipefail turns into a failure.
     commit=$(tar -xzOf "$sdist" "llama_cpp_python-$LLAMA_CPP_PYTHON/CHANGELOG.md" \
-      | awk -v v="## [$LLAMA_CPP_PYTHON]" '$0 == v {f=1; next} /^## / {f=0} f && match($0, /llama\.cpp@[0-9a-f]+/) {print substr($0, RSTART+10, RLENGTH-10); exit}')
+      | awk -v v="## [$LLAMA_CPP_PYTHON]" '$0 == v {f=1; next} /^## / {f=0} f && !done && match($0, /llama\.cpp@[0-9a-f]+/) {print substr($0, RSTART+10, RLENGTH-10); done=1}')
     [ -n "$commit" ] || die "no llama.cpp commit in the changelog of llama-cpp-python $LLAMA_CPP_PYTHON"
     echo "$commit" >"$commit_file"
   fi
