@@ -47,7 +47,13 @@ else
 fi
 
 start=$(date +%s)
-ansible-playbook -i inventory/demo site.yml
+# A re-run on an unchanged host ends after one check; without the host report (removed, or a new checkout)
+# every step runs, so that verify writes it.
+if [ -f "$GPUFLEET_ROOT/reports/localhost.json" ]; then
+  ansible-playbook -i inventory/demo site.yml
+else
+  ansible-playbook -i inventory/demo site.yml -e gpufleet_skip_unchanged=false
+fi
 log "site.yml took $(( $(date +%s) - start )) s"
 
 python3 - "$GPUFLEET_ROOT/reports/localhost.json" <<'PY'

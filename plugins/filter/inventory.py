@@ -318,6 +318,20 @@ def _batch_error(value):
     return f"batch sizes are positive counts or percentages such as '25%' (got {value!r})"
 
 
+def _boolean_error(value):
+    """A boolean, also as extra vars give it (-e name=false)."""
+    if isinstance(value, bool) or str(value).lower() in ("true", "false", "yes", "no", "1", "0"):
+        return None
+    return f"must be true or false (got {value!r})"
+
+
+def _seconds_error(value):
+    """A number of seconds, 0 or more (extra vars give it as text)."""
+    if not isinstance(value, bool) and re.fullmatch(r"[0-9]+", str(value)):
+        return None
+    return f"must be a whole number of seconds, 0 or more (got {value!r})"
+
+
 def _rollout_errors(variables, names):
     """The fleet's own variables: the stack's state and the rollout's batches and thresholds."""
     errors = []
@@ -326,6 +340,8 @@ def _rollout_errors(variables, names):
         "gpufleet_rollout_max_fail_percentage": _percentage_error,
         "gpufleet_rollout_max_unhealthy_percentage": _percentage_error,
         "gpufleet_max_fail_percentage": _percentage_error,
+        "gpufleet_skip_unchanged": _boolean_error,
+        "gpufleet_unchanged_max_age": _seconds_error,
     }
     for name, check in checks.items():
         if name in names:

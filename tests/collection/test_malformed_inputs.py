@@ -89,6 +89,7 @@ DATA = [
     (lane(context=10_000_000), "gpufleet_services[0] (l).lanes[0] (x).context must be a number of tokens from 128"),
     ({"gpufleet_platform": "dgx-spark"}, "gpufleet_platform must be dgx_spark, strix_halo, nvidia, amd or cpu"),
     ({"gpufleet_models_dir": "models"}, "gpufleet_models_dir must be an absolute path"),
+    ({"gpufleet_unchanged_max_age": "1d"}, "gpufleet_unchanged_max_age must be a whole number of seconds"),
     ({"inference_stack_dir": "stack"}, "inference_stack_dir must be an absolute path"),
     ({"models_dir": "./models"}, "models_dir must be an absolute path"),
     ({"llamacpp_image_build_dir": "build"}, "llamacpp_image_build_dir must be an absolute path"),

@@ -34,11 +34,16 @@ class FakeDockerApi:
         self._server = None
 
     def add(self, container_id, name, image_id, labels, log_lines, image_labels=None, state="running",
-            started_at="2026-11-30T14:00:00.000000000Z", image_ref="gpufleet/llama.cpp:cpu-0123456789ab"):
+            started_at="2026-11-30T14:00:00.000000000Z", image_ref="gpufleet/llama.cpp:cpu-0123456789ab",
+            status="Up 2 hours (healthy)", mounts=()):
+        """``mounts``: (source, destination, read_write) of bind mounts, as the listing gives them."""
         self.containers[container_id] = {
             "Id": container_id, "Name": "/" + name, "Image": image_id,
             "Config": {"Labels": labels, "Image": image_ref, "Tty": False},
             "State": {"Status": state, "StartedAt": started_at},
+            "Status": status,
+            "Mounts": [{"Type": "bind", "Source": source, "Destination": destination, "Mode": "" if rw else "ro",
+                        "RW": rw, "Propagation": "rprivate"} for source, destination, rw in mounts],
         }
         self.images[image_id] = {"Id": image_id, "Config": {"Labels": image_labels or {}}}
         self.logs[container_id] = [(2, line) for line in log_lines]
@@ -73,8 +78,12 @@ class FakeDockerApi:
                     out = []
                     for c in api.containers.values():
                         labels = c["Config"]["Labels"]
-                        if all(labels.get(k) == v for k, v in (item.split("=", 1) for item in wanted)):
-                            out.append({"Id": c["Id"], "Names": [c["Name"]], "State": c["State"]["Status"]})
+                        # A filter is key=value, or a key the container must have.
+                        if all(labels.get(k) == v if sep else k in labels
+                               for k, sep, v in (item.partition("=") for item in wanted)):
+                            out.append({"Id": c["Id"], "Names": [c["Name"]], "Image": c["Config"]["Image"],
+                                        "ImageID": c["Image"], "Labels": labels, "State": c["State"]["Status"],
+                                        "Status": c["Status"], "Mounts": c["Mounts"]})
                     return self._json(200, out)
                 if len(parts) == 3 and parts[0] == "containers" and parts[2] == "json":
                     c = api.containers.get(parts[1]) or next(

@@ -198,13 +198,13 @@ SECRETS = {
 MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
-def site_run(extra_vars=None, verbosity=None, kill_at=None):
-    """site.yml on fleet-4 with version 2; killed when a line containing kill_at shows, if given."""
+def site_run(extra_vars=None, verbosity=None, kill_at=None, limit="fleet-4"):
+    """site.yml on fleet-4 (or `limit`) with version 2; killed when a line containing kill_at shows, if given."""
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / "collections"), ANSIBLE_FORCE_COLOR="false",
                GPUFLEET_CACHE=str(PROJECT / ".cache"), PYTHONUNBUFFERED="1")
     cmd = ["ansible-playbook", "-i", inventory, "-i", str(SCENARIO / "inventory" / "rollout-v2.yml"),
-           str(PROJECT / "playbooks" / "site.yml"), "--limit", "fleet-4"]
+           str(PROJECT / "playbooks" / "site.yml"), "--limit", limit]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if verbosity:
@@ -254,3 +254,38 @@ def test_no_secret_in_a_vvv_log(interrupted_then_rerun, secret):
     log = interrupted_then_rerun[3]
     assert len(log) > 100_000  # -vvv: every module's arguments and results
     assert SECRETS[secret] not in log
+
+
+@pytest.fixture(scope="module")
+def unchanged_then_drifted(interrupted_then_rerun):
+    """site.yml on fleet-1 (version 2 since the rollout) with the early end on: once as the rollout left it, once
+    after its engine container was stopped behind the collection's back."""
+    wait_healthy("fleet-1")
+    before = fingerprint("fleet-1")
+    skip = {"gpufleet_skip_unchanged": True}
+    started = time.monotonic()
+    first = site_run(skip, limit="fleet-1")
+    seconds = time.monotonic() - started
+    after = fingerprint("fleet-1")
+    node("fleet-1").check_output(f"docker stop {CONTAINER}")
+    second = site_run(skip, limit="fleet-1")
+    return before, first, seconds, after, second
+
+
+def test_unchanged_host_ends_early(unchanged_then_drifted):
+    before, (rc, log), seconds, after, _second = unchanged_then_drifted
+    assert rc == 0, log[-4000:]
+    assert "Nothing changed since the run that passed" in log, log[-4000:]
+    assert re.search(r"fleet-1\s+: ok=\d+\s+changed=0 ", log), log[-1500:]
+    # No role ran: the host ended after its check.
+    assert "gpufleet.inference.preflight" not in log and "Verify the endpoints" not in log
+    assert after == before
+    print(f"site.yml on an unchanged host: {seconds:.1f} s")
+
+
+def test_drifted_host_runs_every_step_and_is_repaired(unchanged_then_drifted):
+    rc, log = unchanged_then_drifted[4]
+    assert rc == 0, log[-4000:]
+    assert f"Every step runs: container {CONTAINER} is exited" in log, log[-4000:]
+    assert "Verify the endpoints" in log
+    assert served("fleet-1") == (["fleet-v2"], 200)

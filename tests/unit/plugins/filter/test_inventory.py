@@ -106,6 +106,9 @@ def test_a_variable_that_cannot_be_resolved_yet_is_left_out_of_the_spec():
     ("gpufleet_rollout_serial", [1, "25", "100%"], "gpufleet_rollout_serial batch sizes are positive counts or percentages"),
     ("gpufleet_rollout_serial", 0, "(got 0)"),
     ("gpufleet_serial", [], "gpufleet_serial is an empty list"),
+    ("gpufleet_skip_unchanged", "sometimes", "gpufleet_skip_unchanged must be true or false (got 'sometimes')"),
+    ("gpufleet_unchanged_max_age", "1d", "gpufleet_unchanged_max_age must be a whole number of seconds, 0 or more"),
+    ("gpufleet_unchanged_max_age", -5, "(got -5)"),
 ])
 def test_rollout_variables_are_checked(name, value, message):
     errors = inventory_errors({name: value})
@@ -115,7 +118,8 @@ def test_rollout_variables_are_checked(name, value, message):
 @pytest.mark.parametrize("name,value", [
     ("gpufleet_stack_state", "absent"), ("gpufleet_rollout_serial", [1, "25%", "100%"]),
     ("gpufleet_rollout_serial", 2), ("gpufleet_rollout_max_fail_percentage", "25"),
-    ("gpufleet_max_fail_percentage", 0),
+    ("gpufleet_max_fail_percentage", 0), ("gpufleet_skip_unchanged", False), ("gpufleet_skip_unchanged", "false"),
+    ("gpufleet_unchanged_max_age", 0), ("gpufleet_unchanged_max_age", "3600"),
 ])
 def test_good_rollout_variables_pass(name, value):
     assert inventory_errors({name: value}) == []
