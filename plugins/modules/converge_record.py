@@ -16,7 +16,7 @@ description:
     (root only, replaced atomically) - the digest of the run's inputs, the boot id, the signatures (C(stat), never
     contents) of the files the roles manage, and for each container of the Compose project its id and image and
     the read-only files it mounts (the Compose file, keys, lane files, models).
-  - With O(state=check), compares the host with that record and returns O(converged=true) only when the inputs, the
+  - With O(state=check), compares the host with that record and returns RV(converged=true) only when the inputs, the
     boot, every watched file and every container are as recorded, every container is running and none is unhealthy
     or still starting, and the record is not older than O(max_age). RV(reasons) says what differs.
   - C(playbooks/tasks/host.yml) uses it to end a host early when nothing changed since its last run that passed.
@@ -30,8 +30,8 @@ attributes:
     support: none
   idempotent:
     support: full
-    details: With O(state=record), the file's time stamp is renewed on every run; RV(changed) is only true when what it
-      records changed.
+    details: With O(state=record), the file's time stamp is renewed on every run; the task reports a change only when
+      what it records changed.
 options:
   path:
     description: The record file.

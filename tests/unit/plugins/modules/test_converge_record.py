@@ -139,8 +139,8 @@ def test_watched_files_and_directory_trees(host):
     recorded(host)
     (host["tmp"] / "sources" / "cuda.sources").write_text("Types: deb\n")
     bump(host["files"]["dpkg-status"])
-    assert reasons(host) == ["changed since: " + ", ".join(sorted([str(host["files"]["dpkg-status"]),
-                                                                    str(host["tmp"] / "sources")]))]
+    changed = sorted([str(host["files"]["dpkg-status"]), str(host["tmp"] / "sources")])
+    assert reasons(host) == ["changed since: " + ", ".join(changed)]
 
 
 def test_other_inputs(host):
