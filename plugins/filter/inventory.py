@@ -114,12 +114,16 @@ VALUE_CHECKS = {
 }
 
 
-def _spec(role):
+def _spec(role, entry_point="main"):
+    """The options of a role's entry point; with ``entry_point=None``, those of all its entry points together."""
     path = os.path.join(ROLES_DIR, role, "meta", "argument_specs.yml")
     try:
         with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)["argument_specs"]["main"].get("options") or {}
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+            specs = yaml.safe_load(handle)["argument_specs"]
+        if entry_point is not None:
+            return specs[entry_point].get("options") or {}
+        return {name: option for spec in specs.values() for name, option in (spec.get("options") or {}).items()}
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise AnsibleFilterError(f"role_argument_spec: cannot read the argument spec of role {role!r}: {exc}")
 
 
@@ -255,7 +259,7 @@ def _read(variables, name):
 def _role_variable_errors(variables, names, roles):
     errors = []
     for role in roles:
-        options = _spec(role)
+        options = _spec(role, entry_point=None)
         prefix = role + "_"
         for name in names:
             if (name.startswith(prefix) and name not in options and name not in ROLE_FACTS
