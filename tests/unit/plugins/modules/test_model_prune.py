@@ -78,8 +78,8 @@ def test_check_mode_lists_and_removes_nothing(models):
     result = prune(models, ["alpha"], check_mode=True)
     assert result["changed"]
     assert [entry["name"] for entry in result["models"]] == ["beta", "tree"]
-    assert result["models"][1]["remove"] == ["config.json", "sub/weights.bin", ".gpufleet-verified.json",
-                                           ".gpufleet-download.lock"]
+    assert result["models"][1]["remove"] == [
+        "config.json", "sub/weights.bin", ".gpufleet-verified.json", ".gpufleet-download.lock"]
     assert listing(models) == before
 
 
