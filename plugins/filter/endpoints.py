@@ -163,16 +163,18 @@ def inference_published_problem(result, target, bind_address="0.0.0.0"):
     status = result.get("status")
     error = str(result.get("error") or "")
     step = result.get("step")
+    # Where the address came from: the service's own bind address, or verify_public_host for every address.
+    source = "verify_public_host" if str(bind_address) in WILDCARD else f"its bind_address {bind_address}"
     if status is None and "refused" in error:
         why = (f"nothing accepts connections there, while the service answers on the host: check its bind_address "
                f"({bind_address}) and the Compose port mapping, or a firewall on the host that rejects the port")
     elif status is None and "timed out" in error:
         why = (f"no answer, while the service answers on the host: a firewall between the controller and "
-               f"{target['address']} drops the port, or {target['address']} is not where users reach the host "
-               "(verify_public_host)")
+               f"{target['address']} drops the port, or {target['address']} ({source}) is not where users reach "
+               "the host")
     elif status is None and step is not None:
-        why = (f"{target['address']} cannot be reached from the controller ({error or 'no answer'}): set "
-               "verify_public_host to the address users reach the host at")
+        why = (f"{target['address']} cannot be reached from the controller ({error or 'no answer'}): "
+               f"{source} is not an address users reach the host at")
     elif step == "unauthorized":
         why = ("it answers without the API key: whatever publishes this port (a proxy, a port mapping to another "
                "server) does not guard it")

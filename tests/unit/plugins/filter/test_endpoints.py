@@ -86,7 +86,8 @@ TARGET = {"name": "lan", "address": "gpu-1.lan", "url": "http://gpu-1.lan:8081"}
     ({"failed": True, "step": "health", "status": None, "error": "timed out (no answer)", "msg": "m"},
      "a firewall between the controller and gpu-1.lan drops the port"),
     ({"failed": True, "step": "health", "status": None, "error": "URLError: Name or service not known", "msg": "m"},
-     "gpu-1.lan cannot be reached from the controller (URLError: Name or service not known): set verify_public_host"),
+     "gpu-1.lan cannot be reached from the controller (URLError: Name or service not known): verify_public_host is "
+     "not an address users reach the host at"),
     ({"failed": True, "step": "models", "status": 401, "msg": "m"}, "refuses the service's API key (HTTP 401)"),
     ({"failed": True, "step": "unauthorized", "status": 200, "msg": "m"}, "answers without the API key"),
     ({"failed": True, "step": "health", "status": 404, "msg": "m"}, "the port is mapped to another server"),
@@ -103,6 +104,14 @@ def test_a_failure_registered_with_failed_when_false_counts():
     result = {"failed": False, "failed_when_result": False, "step": "health", "status": None,
               "error": "connection refused", "msg": "m"}
     assert "check its bind_address (::)" in inference_published_problem(result, TARGET, "::")
+
+
+def test_the_cause_names_where_the_address_came_from():
+    timed_out = {"failed": True, "step": "health", "status": None, "error": "timed out", "msg": "m"}
+    bound = {"name": "big", "address": "10.0.0.5", "url": "http://10.0.0.5:8000"}
+    assert "10.0.0.5 (its bind_address 10.0.0.5) is not where users reach" in inference_published_problem(
+        timed_out, bound, "10.0.0.5")
+    assert "gpu-1.lan (verify_public_host) is not where users reach" in inference_published_problem(timed_out, TARGET)
 
 
 def test_a_probe_that_passed_is_no_problem():
