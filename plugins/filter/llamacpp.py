@@ -315,9 +315,45 @@ def llamacpp_check_report(output, backend):
     }
 
 
+# The build contexts the llamacpp_image role makes under llamacpp_image_build_dir, one per source.
+CONTEXT_NAME = re.compile(r"^(git|archive-[0-9a-f]{16}|dir-[0-9a-f]{16})$")
+
+
+def llamacpp_contexts_to_prune(found, history, current, keep=2):
+    """``{"history": [...], "prune": [paths]}``: the contexts kept, in the order they were used (``current`` last),
+    and the build contexts in ``found`` to remove - every one the role names but the ``keep`` used last.
+
+    ``found`` are the directories under the build directory (``path`` and ``mtime``, as ``ansible.builtin.find``
+    lists them); only names of the role's contexts are ever pruned. Contexts the record does not know (made before
+    it was kept) count as used before every recorded one, in the order of their mtime.
+    """
+    try:
+        count = int(keep)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1 or isinstance(keep, (bool, float)):
+        raise AnsibleFilterError(f"llamacpp_contexts_to_prune: keep must be a whole number of at least 1 (got {keep!r})")
+    current = str(current).rstrip("/").rsplit("/", 1)[-1]
+    by_name = {}
+    for entry in found or []:
+        name = str(entry.get("path", "")).rstrip("/").rsplit("/", 1)[-1]
+        if CONTEXT_NAME.match(name):
+            by_name[name] = entry
+    recorded = [name for name in history or [] if isinstance(name, str) and name != current]
+    unknown = sorted((name for name in by_name if name not in recorded and name != current),
+                     key=lambda name: (by_name[name].get("mtime") or 0, name))
+    order = unknown + recorded + [current]
+    kept = set(order[-count:])
+    return {
+        "history": [name for name in order if name in kept and (name in by_name or name == current)],
+        "prune": sorted(by_name[name]["path"] for name in by_name if name not in kept),
+    }
+
+
 class FilterModule:
     def filters(self):
         return {
+            "llamacpp_contexts_to_prune": llamacpp_contexts_to_prune,
             "llamacpp_cmake_flags": llamacpp_cmake_flags,
             "llamacpp_build_plan": llamacpp_build_plan,
             "image_pin": image_pin,

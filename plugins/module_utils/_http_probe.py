@@ -523,8 +523,10 @@ class InferenceProbe:
     # -- all of it ----------------------------------------------------------------------------
 
     def run(self, model, health_timeout=300, interval=1.0, prompt=DEFAULT_PROMPT, max_tokens=64,
-            check_unauthorized=True, unauthorized_routes=()):
-        """Run every step; ``self.result`` holds what was found so far when one raises ``ProbeError``."""
+            check_unauthorized=True, unauthorized_routes=(), steps=STEPS):
+        """Run ``steps`` (every step by default) in their order; ``self.result`` holds what was found so far when
+        one raises ``ProbeError``. Without ``chat`` and ``stream`` nothing is generated: a check that the server
+        answers, serves the model and guards it, cheap enough for every run."""
         self.result = {
             "base_url": self.base_url,
             "model": model,
@@ -537,12 +539,17 @@ class InferenceProbe:
             "ttft_ms": None,
             "tokens_per_second": None,
         }
-        self.result["health"] = self.wait_healthy(health_timeout, interval)
-        self.result["models"] = self.list_models(model)
-        if check_unauthorized and self.api_key:
+        if "health" in steps:
+            self.result["health"] = self.wait_healthy(health_timeout, interval)
+        if "models" in steps:
+            self.result["models"] = self.list_models(model)
+        if "unauthorized" in steps and check_unauthorized and self.api_key:
             self.result["unauthorized_status"] = self.check_unauthorized(model)
             self.result["unauthorized_routes"] = self.check_routes(unauthorized_routes)
-        self.result["chat"] = self.chat(model, prompt, max_tokens)
+        if "chat" in steps:
+            self.result["chat"] = self.chat(model, prompt, max_tokens)
+        if "stream" not in steps:
+            return self.result
         stream = self.stream(model, prompt, max_tokens)
         self.result["stream"] = stream
         self.result["ttft_ms"] = stream["ttft_ms"]

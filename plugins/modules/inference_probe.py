@@ -101,6 +101,16 @@ options:
     elements: str
     default: []
     version_added: 0.1.0
+  steps:
+    description:
+      - The steps to run, always in the order above. V([health, models, unauthorized]) generates nothing - a cheap
+        check that the server answers at O(base_url), serves O(model) and guards it (the verify role's probe of a
+        published address from the controller).
+    type: list
+    elements: str
+    choices: [health, models, unauthorized, chat, stream]
+    default: [health, models, unauthorized, chat, stream]
+    version_added: 0.2.0
   validate_certs:
     description:
       - Verify the server's TLS certificate for C(https) URLs.
@@ -327,6 +337,12 @@ status:
   returned: failure
   type: int
   sample: 503
+error:
+  description: Why no answer came (for example V(connection refused), V(timed out)); V(null) when one came.
+  returned: failure
+  type: str
+  sample: "connection refused ([Errno 111] Connection refused)"
+  version_added: 0.2.0
 body:
   description: The start of the body that came back.
   returned: failure
@@ -338,6 +354,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpufleet.inference.plugins.module_utils._http_probe import (
     DEFAULT_PROMPT,
+    STEPS,
     InferenceProbe,
     ProbeError,
 )
@@ -377,6 +394,7 @@ def main():
             max_tokens=dict(type="int", default=64, no_log=False),  # a count of tokens, not a secret
             check_unauthorized=dict(type="bool", default=True),
             unauthorized_routes=dict(type="list", elements="str", default=[]),
+            steps=dict(type="list", elements="str", choices=list(STEPS), default=list(STEPS)),
             validate_certs=dict(type="bool", default=True),
             use_proxy=dict(type="bool", default=True),
             headers=dict(type="dict", default={}, no_log=True),  # Authorization, proxy tokens
@@ -401,9 +419,11 @@ def main():
             max_tokens=params["max_tokens"],
             check_unauthorized=params["check_unauthorized"],
             unauthorized_routes=params["unauthorized_routes"],
+            steps=params["steps"],
         )
     except ProbeError as exc:
-        module.fail_json(msg=str(exc), step=exc.step, url=exc.url, status=exc.status, body=exc.body, **probe.result)
+        module.fail_json(msg=str(exc), step=exc.step, url=exc.url, status=exc.status, body=exc.body, error=exc.error,
+                         **probe.result)
     module.exit_json(changed=False, **result)
 
 

@@ -86,6 +86,55 @@ def play_output(log, play):
     return log[start:end if end >= 0 else None]
 
 
+def address(name):
+    """The host's address on the Docker bridge, where the controller reaches its published services: the source
+    address of its default route, as Ansible's default_ipv4 fact reads it."""
+    route = node(name).check_output("ip -4 route get 8.8.8.8").split()
+    return route[route.index("src") + 1]
+
+
+def verify_only(name, tmp_path, **extra):
+    """The verify role alone on one host (no inference_stack in the play: the endpoints come from endpoints.json)."""
+    playbook = tmp_path / "verify-only.yml"
+    playbook.write_text(f"- name: Verify only\n  hosts: {name}\n  gather_facts: false\n"
+                        "  roles: [gpufleet.inference.verify]\n")
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / "collections"), ANSIBLE_FORCE_COLOR="false",
+               GPUFLEET_CACHE=str(PROJECT / ".cache"))
+    extra = dict({"verify_reports_dir": str(tmp_path / "reports")}, **extra)
+    proc = subprocess.run(["ansible-playbook", "-i", inventory, str(playbook), "-e", json.dumps(extra)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    return proc.returncode, proc.stdout + proc.stderr, tmp_path / "reports" / f"{name}.json"
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_converge_probed_each_service_at_its_published_address(name):
+    """site.yml's verify asked each host's service again from the controller, at the host's bridge address."""
+    report = json.loads((Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports" / f"{name}.json").read_text())
+    published = {service["name"]: service["published"] for service in report["services"]}
+    ip = address(name)
+    assert published["chat"] == {"name": "chat", "address": ip, "url": f"http://{ip}:8080", "probe": True, "note": ""}
+
+
+def test_verify_alone_reads_the_stack_s_endpoints_from_the_host(tmp_path):
+    rc, log, report = verify_only("fleet-1", tmp_path, verify_public_host=address("fleet-1"))
+    assert rc == 0, log[-4000:]
+    service = json.loads(report.read_text())["services"][0]
+    assert service["api_key_file"] == f"{STACK}/secrets/chat.key"
+    assert service["models"] == ["fleet-v1"] and service["unauthorized_status"] == 401
+    assert service["published"]["probe"] is True
+
+
+def test_an_unreachable_published_address_fails_naming_service_address_and_cause(tmp_path):
+    """The service answers on the host, but not where users are told to reach it: 127.0.0.2 on the controller,
+    where nothing listens on the port (a wrong verify_public_host, as a wrong bind address or a firewall would)."""
+    rc, log, _report = verify_only("fleet-1", tmp_path, verify_public_host="127.0.0.2", verify_published_timeout=3)
+    assert rc != 0
+    assert "gpufleet_services (chat) at its published address http://127.0.0.2:8080 (from the controller): " in log
+    assert "nothing accepts connections there" in log, log[-3000:]
+    assert served("fleet-1") == (["fleet-v1"], 200)
+
+
 @pytest.fixture(scope="module")
 def refused():
     """A rollout while fleet-2's engine container is stopped: refused before any host changes."""
@@ -228,8 +277,9 @@ def interrupted_then_rerun(rolled):
     # A plain file server on the host's loopback for the model behind a URL with credentials in it.
     node("fleet-4").check_output("systemd-run --unit=fleet-files python3 -m http.server 18099 --bind 127.0.0.1 "
                                  "--directory /srv/gpufleet-models")
+    # Published: the key also goes to the probe from the controller.
     services = [{"name": "chat", "engine": "llamacpp", "model": "gemma-3-270m", "served_name": "fleet-v2",
-                 "port": 8080, "context": 2048, "api_key": SECRETS["api_key"]}]
+                 "port": 8080, "bind_address": "0.0.0.0", "context": 2048, "api_key": SECRETS["api_key"]}]
     models = [{"name": "gemma-3-270m", "path": "/srv/gpufleet-models/gemma-3-270m-q4_k_m.gguf", "sha256": MODEL_SHA256},
               {"name": "gemma-3-270m-url", "sha256": MODEL_SHA256,
                "url": f"http://ops:{SECRETS['url_password']}@127.0.0.1:18099/gemma-3-270m-q4_k_m.gguf"}]

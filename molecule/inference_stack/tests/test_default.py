@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,7 @@ def test_report_on_the_controller():
         assert svc["base_url"] == f"http://127.0.0.1:{port}/v1"
         assert served in svc["models"]
         assert svc["api_key_file"] == f"{STACK}/secrets/{name}.key"
+        assert svc["published"] is None  # bound to loopback: nothing to probe from the controller
         assert svc["health"]["status"] == 200
         assert svc["unauthorized_status"] == 401
         assert svc["ttft_ms"] > 0
@@ -128,6 +130,26 @@ def test_report_on_the_controller():
         assert svc["image"]["backend"] == "cpu"
         assert svc["build"] and not svc["build"].endswith("-unknown")
         assert svc["build"].endswith(svc["image"]["revision"])
+
+
+def test_endpoints_for_other_plays_name_the_key_files_not_the_keys(host):
+    """endpoints.json: what verify (and a user's play without inference_stack) reads of the stack."""
+    f = host.file(f"{STACK}/endpoints.json")
+    assert f.user == "root" and f.mode == 0o644
+    endpoints = {entry["name"]: entry for entry in json.loads(f.content_string)}
+    assert set(endpoints) == set(SERVICES)
+    for name, (port, served) in SERVICES.items():
+        assert endpoints[name]["url"] == f"http://127.0.0.1:{port}"
+        assert endpoints[name]["models"] == [served]
+        assert endpoints[name]["api_key_file"] == f"{STACK}/secrets/{name}.key"
+        assert endpoints[name]["published"] is False
+        assert key(host, name) not in f.content_string
+
+
+def test_only_this_run_s_build_context_is_recorded(host):
+    """llamacpp_image records the build contexts it keeps (this run's, from the archive source, and none before)."""
+    contexts = json.loads(host.file("/var/lib/gpufleet/llamacpp/contexts.json").content_string)
+    assert len(contexts) == 1 and re.fullmatch(r"archive-[0-9a-f]{16}", contexts[0]), contexts
 
 
 def test_image_reports_its_commit(host):

@@ -172,6 +172,33 @@ def test_connection_refused_until_timeout():
     assert "within 1s" in result["msg"]
 
 
+def test_refused_connection_is_said_in_error():
+    port = free_port()
+    result = run_fail(probe_args(f"http://127.0.0.1:{port}", health_timeout=0, steps=["health", "models"]))
+    assert result["step"] == "health"
+    assert result["error"].startswith("connection refused")
+
+
+def test_reach_steps_generate_nothing():
+    """health, models and unauthorized only: the server is asked, no completion is generated with the key."""
+    with server() as fake:
+        result = run(probe_args(fake.base_url, steps=["health", "models", "unauthorized"]))
+        chats = [headers for method, path, headers, _body in fake.requests
+                 if path == "/v1/chat/completions" and "authorization" in headers]
+    assert result["models"] == [MODEL]
+    assert result["unauthorized_status"] == 401
+    assert result["chat"] is None and result["stream"] is None and result["tokens_per_second"] is None
+    assert chats == []
+
+
+def test_reach_steps_still_catch_an_open_endpoint():
+    with server(enforce_key=False) as fake:
+        result = run_fail(probe_args(fake.base_url, steps=["health", "models", "unauthorized"]))
+    assert result["step"] == "unauthorized"
+    assert result["error"] is None
+    assert_no_key(result)
+
+
 def test_health_waits_until_the_server_listens():
     port = free_port()
     fake = server(port=port)
