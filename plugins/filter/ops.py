@@ -96,7 +96,7 @@ def _args(args):
     raise AnsibleFilterError(f"gpufleet_ops_args must be a list or a string (got {type(args).__name__})")
 
 
-def inference_ops_errors(services, action, service="", tool="", args=None):
+def inference_ops_errors(services, action, service="", tool="", args=None, lines=100):
     services = services or {}
     if action not in ACTIONS:
         return [f"gpufleet_ops must be one of {', '.join(ACTIONS)} (got {action!r}){_validate.did_you_mean(str(action), ACTIONS)}"]
@@ -108,6 +108,8 @@ def inference_ops_errors(services, action, service="", tool="", args=None):
     if action in ("tool", "tools") and not service and len(engines) != 1:
         errors.append(f"gpufleet_ops_service must name the service whose image runs the tool "
                       f"(services here: {', '.join(sorted(engines)) or 'none'})")
+    if action == "logs" and not re.fullmatch(r"[1-9][0-9]*", str(lines)):
+        errors.append(f"gpufleet_ops_lines must be a number of lines, 1 or more (got {lines!r})")
     if action == "tool":
         if not tool or not TOOL_NAME.match(str(tool)):
             errors.append(f"gpufleet_ops_tool must be the name of a program in the image, such as llama-bench "
@@ -129,7 +131,7 @@ def _model_in_container(svc):
 
 def inference_ops_plan(services, action, service="", tool="", args=None, project="gpufleet",
                        compose_file="/opt/gpufleet/stack/compose.yaml", lines=100, workdir=""):
-    errors = inference_ops_errors(services, action, service, tool, args)
+    errors = inference_ops_errors(services, action, service, tool, args, lines)
     if errors:
         raise AnsibleFilterError("; ".join(errors))
     engines = _engine_services(services)

@@ -66,6 +66,7 @@ def test_restart_stop_start_act_on_the_service_or_all():
                                   "(services here: chat, lanes)"),
     (("tool", "chat", "../bin/sh"), "gpufleet_ops_tool must be the name of a program in the image"),
     (("tool", "chat", ""), "gpufleet_ops_tool must be the name of a program in the image"),
+    (("logs", "chat", "", None, "ten"), "gpufleet_ops_lines must be a number of lines, 1 or more (got 'ten')"),
     (("tool", "chat", "llama-bench", {"m": 1}), "gpufleet_ops_args: gpufleet_ops_args must be a list or a string"),
 ])
 def test_wrong_requests_are_named(request_, message):
