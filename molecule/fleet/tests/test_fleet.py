@@ -339,3 +339,35 @@ def test_drifted_host_runs_every_step_and_is_repaired(unchanged_then_drifted):
     assert f"Every step runs: container {CONTAINER} is exited" in log, log[-4000:]
     assert "Verify the endpoints" in log
     assert served("fleet-1") == (["fleet-v2"], 200)
+
+
+@pytest.fixture(scope="module")
+def removed(unchanged_then_drifted):
+    """site.yml on fleet-4 with no services left, then with gpufleet_stack_state: absent."""
+    emptied = site_run({"gpufleet_services": []})
+    host = node("fleet-4")
+    after_empty = {
+        "containers": host.check_output("docker ps -a --format '{{.Names}}'"),
+        "compose": host.file(f"{STACK}/compose.yaml").exists,
+        "key": host.file(f"{STACK}/secrets/chat.key").exists,
+    }
+    absent = site_run({"gpufleet_stack_state": "absent"})
+    return emptied, after_empty, absent
+
+
+def test_no_services_left_takes_the_stack_down_and_keeps_keys_and_models(removed):
+    (rc, log), after, _absent = removed
+    assert rc == 0, log[-4000:]
+    assert CONTAINER not in after["containers"]
+    assert not after["compose"]
+    assert after["key"]
+    assert node("fleet-4").file("/opt/gpufleet/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf").exists
+
+
+def test_stack_state_absent_removes_the_stack_directory_but_not_the_models(removed):
+    rc, log = removed[2]
+    assert rc == 0, log[-4000:]
+    host = node("fleet-4")
+    assert not host.file(STACK).exists
+    assert CONTAINER not in host.check_output("docker ps -a --format '{{.Names}}'")
+    assert host.file("/opt/gpufleet/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf").exists
