@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: inference_endpoints
 short_description: The endpoints a stack serves, as other roles read them (no keys)
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: inference_ops_plan
 short_description: What an operation of playbooks/ops.yml does on a host's deployed stack
-version_added: 0.3.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: inference_images_to_prune
 short_description: The engine images a host's stack ran before and neither its current nor its previous stack runs
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:
