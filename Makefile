@@ -3,7 +3,8 @@
 #   make demo       this machine as a verified OpenAI-compatible endpoint (llama.cpp, Gemma 3 270M)
 #   make bench      benchmarks, side by side with doing the same by hand (docs/benchmarks.md)
 #   make test       everything CI runs: set-up, lint, sanity, unit, molecule, summary
-#   make lint       yamllint, ansible-lint (production profile), changelog fragments
+#   make lint       yamllint, ansible-lint (production profile), changelog fragments, generated docs
+#   make docs       write the roles' README variables tables and CHANGELOG.rst (make docs-lint checks them)
 #   make sanity     ansible-test sanity on a copy under ansible_collections/gpufleet/inference
 #   make unit       pytest: unit tests and the collection build/install test
 #   make molecule   every molecule scenario (SCENARIO=name for one)
@@ -32,10 +33,10 @@ SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 # Empty: every scenario under molecule/.
 SCENARIO ?=
 
-.PHONY: help demo bench venv docker images engine-images inputs lint yamllint ansible-lint changelog-lint sanity unit molecule check-cuda test clean
+.PHONY: help demo bench venv docker images engine-images inputs lint yamllint ansible-lint changelog-lint docs docs-lint changelog sanity unit molecule check-cuda test clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: requirements/controller.txt requirements/dev.txt requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +62,19 @@ ansible-lint: venv
 changelog-lint: venv
 	antsibull-changelog lint
 
-lint: yamllint ansible-lint changelog-lint
+# The roles' README tables (scripts/role-docs.py) and CHANGELOG.rst (scripts/changelog.sh) are generated:
+# docs-lint fails, naming the file, when a spec or a fragment changed and they were not written again.
+docs-lint: venv
+	$(BIN)/python scripts/role-docs.py --check
+	scripts/changelog.sh --check
+
+changelog: venv
+	scripts/changelog.sh
+
+docs: venv changelog
+	$(BIN)/python scripts/role-docs.py
+
+lint: yamllint ansible-lint changelog-lint docs-lint
 
 sanity: venv
 	@command -v shellcheck >/dev/null || { . scripts/lib.sh && apt_get update -qq && apt_get install -y -qq shellcheck >/dev/null; }

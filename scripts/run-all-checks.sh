@@ -38,6 +38,7 @@ if stage setup make --no-print-directory venv docker images inputs; then
   stage yamllint make --no-print-directory yamllint
   stage ansible-lint make --no-print-directory ansible-lint
   stage changelog make --no-print-directory changelog-lint
+  stage docs make --no-print-directory docs-lint
   stage sanity make --no-print-directory sanity
   stage unit make --no-print-directory unit
   # The CUDA compile needs no engine and no Docker: it runs beside the scenarios that need no engine

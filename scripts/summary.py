@@ -60,6 +60,7 @@ def main(results: Path) -> int:
         + (f" - {profile}" if profile and findings else ""))
 
     add("changelog fragments", stage_ok("changelog"), f"antsibull-changelog lint ({stage_detail('changelog')})")
+    add("generated docs", stage_ok("docs"), f"role README tables, CHANGELOG.rst up to date ({stage_detail('docs')})")
 
     sanity = lines(results / "sanity.txt")
     ran = sum(1 for ln in sanity if ln.startswith("Running sanity test"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: converge_inputs_digest
 short_description: One digest of what a run asks of a host - its inventory variables and the collection's code
-version_added: 0.3.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:

@@ -4,52 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: inference_endpoints
-short_description: The endpoints a stack serves, as other roles read them (no keys)
-version_added: 0.2.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - The interface between the inference_stack role and the roles that use its services (verify, a user's own
-    plays). Per service - C(name), C(engine), C(port) (on the host), C(bind_address), C(url) (the server root as
-    the host itself reaches it), C(published) (bound beyond loopback), C(models) (what clients send as C(model),
-    every lane of a service with lanes), C(api_key_required), C(api_key_file) (the 0600 file on the host that holds
-    the key, V(null) without one) and C(proxy) (a reverse proxy publishes it, guarding every route).
-  - The keys themselves are never part of it; a play that needs one reads C(api_key_file) with C(no_log).
-  - inference_stack sets it as the fact C(inference_stack_endpoints) at the end of a deployment and writes it to
-    C(<inference_stack_dir>/endpoints.json), for plays that run without the role.
-  - The companion filter C(inference_published_targets) decides, per endpoint bound beyond loopback, whether and at
-    which address the controller probes it; C(inference_published_problem) says what a failed probe there likely
-    means.
-options:
-  _input:
-    description: The services (see the inference_stack role's argument spec for their keys).
-    type: list
-    elements: dict
-    required: true
-  stack_dir:
-    description: The directory of the Compose project on the host (C(inference_stack_dir)); the keys are under it.
-    type: path
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: The endpoints of the stack
-  ansible.builtin.set_fact:
-    inference_stack_endpoints: "{{ inference_stack_services | gpufleet.inference.inference_endpoints(inference_stack_dir) }}"
-
-- name: Probe the published address of each endpoint from the controller
-  ansible.builtin.debug:
-    msg: "{{ inference_stack_endpoints | gpufleet.inference.inference_published_targets('auto', ansible_host, ansible_connection) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One dict per service, in the order of the services.
-  type: list
-  elements: dict
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import ipaddress
 

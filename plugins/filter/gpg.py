@@ -4,47 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: primary_fingerprints
-short_description: Fingerprints of the primary keys in a C(gpg --with-colons) listing
-version_added: 0.1.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - Takes the lines that C(gpg --show-keys --with-colons --with-fingerprint) prints and returns the fingerprint of
-    each primary key (the C(fpr) record that follows a C(pub) record), upper case. Subkey fingerprints are left out,
-    so a repository key cannot be accepted because one of its subkeys happens to match.
-options:
-  _input:
-    description: The listing, as a list of lines.
-    type: list
-    elements: str
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Fingerprints of the keys in a downloaded key file
-  ansible.builtin.debug:
-    msg: "{{ listing.stdout_lines | gpufleet.inference.primary_fingerprints }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The primary keys' fingerprints, in the order of the listing.
-  type: list
-  elements: str
-"""
-
-# The second filter of this file, documented here for readers (ansible-doc shows the first).
-# key_file_problem(found, expected, variable, source):
-#   found     the primary fingerprints of a key file (primary_fingerprints' result)
-#   expected  one fingerprint or a list of them, 40 (v4) or 64 (v5) hex digits; spaces and case are ignored
-#   variable  the variable the expected fingerprints came from, named in the message
-#   source    what the key file is for (the apt source's name and the key's URL), named in the message
-# Returns "" when the set of the key file's primary keys is exactly the expected set;
-# otherwise a sentence that names the variable, the source, the expected and the found fingerprints.
-# apt trusts every key of a Signed-By file for that source, so one key too many is refused as firmly
-# as one too few.
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 
 def primary_fingerprints(lines):

@@ -4,45 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: inventory_errors
-short_description: Everything wrong with a host's inventory variables, before any host changes
-version_added: 0.1.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - Checks the variables a user sets for a host (its C(hostvars)) - C(gpufleet_models), C(gpufleet_services) (with
-    their lanes), C(gpufleet_platform) and the values of the roles' variables that a type alone does not check
-    (absolute paths, URLs, git refs, CUDA architectures, AMD gfx targets, checksums) - and lists every problem,
-    each naming the variable and the entry, what is wrong and what is accepted.
-  - A key of a model, service or lane that the collection does not know is an error, with the nearest known key.
-  - A variable named like a role's variable (C(llamacpp_image_*), C(models_*), ...) that the role does not have is
-    an error too, with the nearest variable the role has.
-  - The companion filter C(inference_models_errors) checks C(gpufleet_models) alone; C(role_argument_spec) gives the
-    options of a role's C(meta/argument_specs.yml) (without their defaults) for
-    M(ansible.builtin.validate_argument_spec); C(inventory_site_roles) the roles site.yml runs on a host.
-options:
-  _input:
-    description: The host's variables, C(hostvars[inventory_hostname]).
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: The inventory is well formed
-  ansible.builtin.assert:
-    that: __errors | length == 0
-    fail_msg: "{{ __errors | join('; ') }}"
-  vars:
-    __errors: "{{ hostvars[inventory_hostname] | gpufleet.inference.inventory_errors }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One message per problem; empty when the variables are good.
-  type: list
-  elements: str
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import os
 import re

@@ -4,56 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: llamacpp_cmake_flags
-short_description: The CMake flags that build llama.cpp for a backend
-version_added: 0.1.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - Returns the C(-DNAME=VALUE) flags for a llama.cpp build, for the backend named in the input
-    (C(cpu), C(cuda), C(rocm), C(vulkan)), the way llama.cpp's own container recipes set them.
-  - Every build is portable (C(GGML_NATIVE=OFF)), leaves out tests and examples, and does not download the web UI
-    at build time unless O(web_ui=true).
-  - Every backend, the CPU one included, is built as a library that ggml loads at start-up (C(GGML_BACKEND_DL)),
-    and the CPU code once per instruction-set level (C(GGML_CPU_ALL_VARIANTS)); ggml picks the best one the CPU
-    runs. ggml looks for these libraries in the directory of the executable.
-  - C(cuda) builds for O(cuda_architectures) (for example C(121) for GB10 / DGX Spark, C(90) for H100). C(GGML_CUDA_ENABLE_UNIFIED_MEMORY) is a
-    runtime environment variable, not a build flag, and is not set here.
-  - C(rocm) builds HIP code for O(hip_targets) (C(gfx1151) for Strix Halo).
-options:
-  _input:
-    description: The backend.
-    type: str
-    choices: [cpu, cuda, rocm, vulkan]
-    required: true
-  cuda_architectures:
-    description: CUDA architectures (C(CMAKE_CUDA_ARCHITECTURES)), for example V(121) or V(90;120). Required for C(cuda).
-    type: str
-  hip_targets:
-    description: AMD GPU targets (C(AMDGPU_TARGETS)), for example V(gfx1151). Required for C(rocm).
-    type: str
-  web_ui:
-    description: Let the build fetch llama.cpp's prebuilt web UI (needs network access during the build).
-    type: bool
-    default: false
-  extra:
-    description: More flags, appended last (so they win), as C(NAME=VALUE) strings or a dict.
-    type: raw
-"""
-
-EXAMPLES = r"""
-- name: Flags for DGX Spark
-  ansible.builtin.debug:
-    msg: "{{ 'cuda' | gpufleet.inference.llamacpp_cmake_flags(cuda_architectures='121') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The flags, each C(-DNAME=VALUE), in a fixed order.
-  type: list
-  elements: str
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import json
 import re

@@ -4,68 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: inference_ops_plan
-short_description: What an operation of playbooks/ops.yml does on a host's deployed stack
-version_added: 0.3.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - From the deployed Compose file's services and the operation asked for (C(gpufleet_ops) - status, logs, restart,
-    stop, start, tool or tools - with C(gpufleet_ops_service), C(gpufleet_ops_tool), C(gpufleet_ops_args)), the
-    services it acts on and, for logs, tool and tools, the C(docker compose) command line.
-  - A tool runs in a one-off container of the service (C(docker compose run --rm --no-deps)), with the service's
-    image, mounts, devices and settings. In its arguments, C({model}) stands for the file the service serves as the
-    container sees it.
-  - The companion filter C(inference_ops_errors) lists what is wrong with the request (an unknown operation or
-    service, a tool name that is not one), naming the variable and what is accepted; C(inference_ops_status) says
-    per container what runs; C(inference_ops_tools) picks the engine's programs from a listing of the image's C(PATH).
-options:
-  _input:
-    description: The C(services) of the deployed Compose file.
-    type: dict
-    required: true
-  action:
-    description: The operation.
-    type: str
-    required: true
-  service:
-    description: The service to act on; empty for all (status, logs, restart, stop, start) or for the only engine service.
-    type: str
-  tool:
-    description: The program to run (tool).
-    type: str
-  args:
-    description: Its arguments, a list or one string split as a shell would.
-    type: raw
-  project:
-    description: The Compose project.
-    type: str
-  compose_file:
-    description: The Compose file on the host.
-    type: str
-  lines:
-    description: How many of the last log lines to show per service.
-    type: int
-  workdir:
-    description: A host directory mounted read-write at C(/work) for a tool's output (the engines' root is read-only).
-    type: str
-"""
-
-EXAMPLES = r"""
-- name: The command line of a llama-bench run in the chat service's image
-  ansible.builtin.set_fact:
-    plan: >-
-      {{ compose.services | gpufleet.inference.inference_ops_plan('tool', 'chat', 'llama-bench', ['-m', '{model}'],
-                                                                 project='gpufleet',
-                                                                 compose_file='/opt/gpufleet/stack/compose.yaml') }}
-"""
-
-RETURN = r"""
-_value:
-  description: C(services) (the Compose services acted on; empty for all) and C(argv) (logs, tool, tools).
-  type: dict
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import re
 import shlex

@@ -4,54 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: preflight_platform_check
-short_description: The checks of the preflight role, from what its tasks read on the host
-version_added: 0.1.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - Each C(preflight_*_check) filter takes what the preflight role read on a host (facts, file contents, command
-    output) and the role's variables, and returns C({report, problems}); C(report) goes into C(preflight_report),
-    each problem names the variable or fact that governs it.
-  - C(preflight_platform_check) compares C(ansible_facts) (and the text of C(/etc/dgx-release), DGX OS) with
-    C(preflight_supported_platforms).
-  - C(preflight_gpu_check) compares the fact C(gpufleet_gpu) of M(gpufleet.inference.gpu_facts) with
-    C(preflight_require_gpu) and the services' C(tensor_parallel_size).
-  - C(preflight_disk_check) compares the models' C(size_gb) hints with the free space C(df -P -B1) reports,
-    counting the models whose verification record (of M(gpufleet.inference.model_download)) is on the host already.
-    C(preflight_dir_chain) lists the models directory and its parents, to find the nearest that exists.
-  - C(preflight_listeners) parses C(/proc/net/tcp) and C(/proc/net/tcp6) into the listening sockets;
-    C(preflight_port_services) lists the services' ports, C(preflight_ports_taken) the ones something listens on,
-    and C(preflight_ports_check) tells those held by the containers of our own Compose project (a re-run) from those
-    held by another process (named from C(ss -Htlnp)).
-  - C(preflight_kernel_check) checks C(/proc/cmdline) of AMD APUs (C(amdgpu.gttsize), C(ttm.pages_limit)).
-options:
-  _input:
-    description: C(ansible_facts) of the host (for C(preflight_platform_check); see the role for the others).
-    type: dict
-    required: true
-  supported:
-    description: C(preflight_supported_platforms).
-    type: list
-    elements: dict
-    required: true
-  dgx_release:
-    description: The text of C(/etc/dgx-release), or C(none) where the host has none.
-    type: str
-"""
-
-EXAMPLES = r"""
-- name: Compare the host with preflight_supported_platforms
-  ansible.builtin.set_fact:
-    __platform: "{{ ansible_facts | gpufleet.inference.preflight_platform_check(preflight_supported_platforms, none) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: C(report), what was found, and C(problems), one message per problem (empty when the host passes).
-  type: dict
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import base64
 import ipaddress

@@ -4,39 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: inference_report_endpoints
-short_description: What a verify report says about the endpoints, without the measurements
-version_added: 0.1.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - From the C(services) of a report written by the verify role, keeps per service what describes the endpoint
-    (name, base URL, served models, API key file, health status, status without a key) and drops the measurements
-    (latencies, tokens/s, generated text), which differ on every run.
-  - Two reports of an unchanged deployment give equal results.
-  - The companion filter C(inference_lane_report) keeps what the report says of a lane's probe, or of a service's
-    switching figures (M(gpufleet.inference.inference_lanes_status)).
-options:
-  _input:
-    description: The C(services) list of a report.
-    type: list
-    elements: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Did the endpoints change since the last report?
-  ansible.builtin.debug:
-    msg: "{{ (new.services | gpufleet.inference.inference_report_endpoints) != (old.services | gpufleet.inference.inference_report_endpoints) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One dict per service, sorted by name.
-  type: list
-  elements: dict
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 
 def inference_report_endpoints(services):

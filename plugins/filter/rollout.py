@@ -4,55 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: inference_images_to_prune
-short_description: The engine images a host's stack ran before and neither its current nor its previous stack runs
-version_added: 0.2.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - Every input change of an image role gives a new image tag (several GB for vLLM); the old one stays on the host.
-    After a stack passed verify, the images the stack ran before (C(history)) that neither the stack now running nor
-    the one before it (kept for a rollback) uses can go.
-  - Only images the stack itself ran are ever named, so images the host holds for anything else are never touched.
-  - The companion filter C(inference_compose_images) lists the images of a Compose document (a dict, or its YAML text).
-  - The companion filter C(inference_services_without_keys) gives the services without their C(api_key) values
-    (what the inference_stack role keeps next to the stack that passed, to verify it again after a rollback).
-  - The companion filter C(inference_failure) says in one line what failed, from C(ansible_failed_result) and
-    C(ansible_failed_task) in a C(rescue), naming the services (loop items) that failed; C(inference_failed_services)
-    the Compose services whose containers (C(<project>-<service>-<n>)) a message names.
-  - The companion filter C(inference_fleet_health) sums up the health of the hosts' stacks before a rollout, and
-    C(inference_container_problems) names the containers (from M(community.docker.docker_host_info)) that are not
-    running or whose healthcheck fails.
-options:
-  _input:
-    description: The images the stack ran before (the list the inference_stack role keeps).
-    type: list
-    elements: str
-    required: true
-  current:
-    description: The Compose document (dict or YAML text) now running.
-    type: raw
-    required: true
-  previous:
-    description: The Compose document (dict or YAML text) of the stack that passed before it; empty when none.
-    type: raw
-    required: false
-"""
-
-EXAMPLES = r"""
-- name: Remove the images no stack here runs any more
-  community.docker.docker_image_remove:
-    name: "{{ item }}"
-  loop: "{{ history | gpufleet.inference.inference_images_to_prune(current_compose, previous_compose) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Image references, sorted.
-  type: list
-  elements: str
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import re
 

@@ -4,79 +4,8 @@
 from __future__ import annotations
 
 
-DOCUMENTATION = r"""
-name: inference_compose
-short_description: The Compose project for a list of inference services
-version_added: 0.1.0
-author:
-  - gpufleet.inference maintainers (@gpufleet)
-description:
-  - Turns the services of the inventory (C(gpufleet_services)) into a Compose document, one Compose service each
-    (C(llamacpp) - llama.cpp's C(llama-server); C(vllm) - vLLM's OpenAI server).
-  - Each service gets its model directory mounted read-only, its API key as a Compose secret (a 0600 file on the host),
-    a published port bound to its bind address (default C(127.0.0.1); C(port) on the host, C(container_port) inside),
-    a healthcheck on the engine's C(/health) whose start period covers the model's load time, and a restart policy.
-  - vLLM services also get C(ipc=host) (or an C(shm_size)), the memlock and stack ulimits NVIDIA's containers want,
-    the Hugging Face and vLLM compile caches as volumes, C(HF_TOKEN) from a 0600 env file when one is given, the
-    planner's C(--max-model-len), C(--gpu-memory-utilization) and C(--max-num-seqs) unless the service sets them,
-    and the key as C(VLLM_API_KEY) read from the secret at start (never in the command line or in the Compose file).
-  - A service with a proxy (default for vLLM bound beyond loopback, whose C(--api-key) guards only C(/v1) routes)
-    publishes nothing itself; a C(<name>-proxy) nginx service publishes its port, answers 401 to every request
-    without the key and forwards only C(/v1/), C(/health), C(/metrics) and C(/version).
-  - The companion filter C(inference_services_errors) lists what is wrong with the services before anything is rendered.
-  - The companion filter C(inference_device_wiring) gives the GPU wiring for the image's backend, as the vendors' guides
-    use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver=nvidia), C(count=all), C(capabilities=[gpu])) or
-    the CDI device C(nvidia.com/gpu=all), and C(GGML_CUDA_ENABLE_UNIFIED_MEMORY=1) on unified-memory hosts (GB10).
-    AMD (C(rocm)) - the devices C(/dev/kfd) and C(/dev/dri) and the host's C(video) and C(render) group ids as
-    numbers (the image has no such groups). Vulkan - C(/dev/dri) and the same groups. CPU - nothing.
-  - The companion filter C(inference_docker_run) gives the same project as a shell script of C(docker run) lines.
-  - The companion filter C(inference_proxy_config) gives the nginx configuration of a service's proxy, and
-    C(inference_services_with) the services that keep a key (V(api_key)) or that a proxy publishes (V(proxy)).
-  - A service with C(lanes) serves several models behind its port (docs/lanes.md). llama.cpp lanes run in llama.cpp's
-    router mode (C(--models-preset), C(--models-max) from the memory budget); vLLM lanes run under the lane switcher
-    (C(gpufleet_lanes.py), in the vLLM image's own Python), which starts a vLLM server per lane on demand. The
-    companion filters C(inference_lanes_plan) (side by side or switching, lanes loaded at once, memory per lane),
-    C(inference_lanes_preset), C(inference_lanes_config) and C(inference_lane_files) give what they run and read;
-    C(inference_model_uses) lists each model a service or lane serves, C(inference_served_models) what clients send.
-  - The companion filter C(inference_tensor_parallel_errors) lists the services that ask for more GPUs than were
-    found, and C(inference_declared_models) what the inventory says of each service's model file and size.
-options:
-  _input:
-    description: The services (see the inference_stack role's argument spec for their keys).
-    type: list
-    elements: dict
-    required: true
-  settings:
-    description:
-      - C(images) (engine name to image reference), C(models_dir), C(secrets_dir), C(model_sizes)
-        (service name to model size in bytes), C(project), C(device) - the Compose keys that give each service the
-        host's GPU, from the companion filter C(inference_device_wiring) - or C(device_by_engine) (engine name to
-        such keys), C(plans) (service name to the serving planner's figures), C(hf_cache_dir), C(vllm_cache_dir),
-        C(hf_token_file), C(proxy_image), C(proxy_config_dir), C(budget) (the serving planner's budget from
-        gpu_facts, for lanes), C(lanes_dir) (where the lane files are on the host), C(lanes_switcher_checksum).
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Render the compose file
-  ansible.builtin.copy:
-    content: "{{ services | gpufleet.inference.inference_compose(settings) | to_nice_yaml(indent=2) }}"
-    dest: /opt/gpufleet/stack/compose.yaml
-    mode: "0644"
-
-- name: The same project as docker run lines
-  ansible.builtin.copy:
-    content: "{{ services | gpufleet.inference.inference_docker_run(settings) }}"
-    dest: rendered/docker-run.sh
-    mode: "0755"
-"""
-
-RETURN = r"""
-_value:
-  description: The Compose document.
-  type: dict
-"""
+# The documentation of each filter of this file is in plugins/filter/<filter>.yml: ansible-doc reads a
+# file beside the plugin only when the plugin file itself has no DOCUMENTATION.
 
 import copy
 import hashlib

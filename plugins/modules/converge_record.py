@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: converge_record
 short_description: Record a host's converged state, or tell whether anything changed since
-version_added: 0.3.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:

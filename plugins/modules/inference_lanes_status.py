@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: inference_lanes_status
 short_description: How the lanes of a service switch - switches, the last switch's duration, the queue, each lane's state
-version_added: 0.4.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: inference_runtime_info
 short_description: What a running llama.cpp service really runs on - backend, devices, offloaded layers, build
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:
