@@ -23,6 +23,12 @@ description:
   - A service with a proxy (default for vLLM bound beyond loopback, whose C(--api-key) guards only C(/v1) routes)
     publishes nothing itself; a C(<name>-proxy) nginx service publishes its port, answers 401 to every request
     without the key and forwards only C(/v1/), C(/health), C(/metrics) and C(/version).
+  - llama.cpp services run as a non-root C(uid:gid) (the service's C(user), else C(engine_user), else
+    C(65532:65532)); the companion filter C(inference_key_owners) gives each key file's owner and mode (0400, the
+    engine's user; root for vLLM, which runs as root).
+  - A service with C(tls) is published by its proxy over HTTPS (a TLS front) with its certificate and key; the
+    companion filters C(inference_tls_files) (the files on the host), C(inference_tls_names) (the names of a
+    self-signed certificate) and C(inference_tls_endpoints) (scheme and CA per service, for clients) go with it.
   - The companion filter C(inference_services_errors) lists what is wrong with the services before anything is rendered.
   - The companion filter C(inference_device_wiring) gives the GPU wiring for the image's backend, as the vendors' guides
     use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver=nvidia), C(count=all), C(capabilities=[gpu])) or
@@ -53,7 +59,9 @@ options:
         host's GPU, from the companion filter C(inference_device_wiring) - or C(device_by_engine) (engine name to
         such keys), C(plans) (service name to the serving planner's figures), C(hf_cache_dir), C(vllm_cache_dir),
         C(hf_token_file), C(proxy_image), C(proxy_config_dir), C(budget) (the serving planner's budget from
-        gpu_facts, for lanes), C(lanes_dir) (where the lane files are on the host), C(lanes_switcher_checksum).
+        gpu_facts, for lanes), C(lanes_dir) (where the lane files are on the host), C(lanes_switcher_checksum),
+        C(engine_user) (the llama.cpp services' C(uid:gid)), C(tls_dir) (where self-signed certificates are on
+        the host), C(tls_checksums) (service name to its certificate's checksum, so that a new one recreates the proxy).
     type: dict
     required: true
 """
@@ -87,7 +95,7 @@ import shlex
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, _validate
+from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, _tls, _validate
 
 
 ENGINES = ("llamacpp", "vllm")
@@ -96,6 +104,10 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # and load the weights (a slow disk reads ~200 MB/s; llama.cpp maps the file and loads it in one pass).
 NO_NEW_PRIVILEGES = ("no-new-privileges:true",)
 LLAMACPP_READ_ONLY = {"read_only": True, "tmpfs": ["/tmp"]}
+# The uid:gid llama.cpp services run as unless they set ``user``: an id outside the ranges Debian and Ubuntu give
+# to accounts (100-999 system, 1000-59999 people), so that no account of the host owns the engine's key file.
+ENGINE_USER = "65532:65532"
+USER_RE = re.compile(r"^[0-9]{1,10}:[0-9]{1,10}$")
 PROXY_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", "NET_BIND_SERVICE")
 START_PERIOD_BASE_S = 30
 START_PERIOD_PER_GIB_S = 20
@@ -119,7 +131,7 @@ LOOPBACK_NAMES = ("localhost",)
 SERVICE_KEYS = (
     "name", "engine", "model", "model_file", "served_name", "port", "container_port", "bind_address", "context",
     "parallel", "gpu_layers", "args", "environment", "api_key", "api_key_required", "public_without_key", "proxy",
-    "health_start_period", "restart", "log_verbosity",
+    "health_start_period", "restart", "log_verbosity", "user", "tls",
     # vLLM
     "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "dtype", "quantization", "kv_cache_dtype",
     "enforce_eager", "hub_cache", "ipc", "shm_size", "ulimits",
@@ -150,7 +162,9 @@ def _positive_int(service, key, errors, where, minimum=1):
 
 
 def uses_proxy(service):
-    """Whether a reverse proxy publishes the service (default: vLLM bound beyond loopback)."""
+    """Whether a reverse proxy publishes the service (default: vLLM bound beyond loopback; always with tls)."""
+    if service.get("tls") is not None:
+        return True
     if service.get("proxy") is not None:
         return bool(service["proxy"])
     return service.get("engine", "llamacpp") == "vllm" and not is_loopback(service.get("bind_address", "127.0.0.1"))
@@ -158,6 +172,13 @@ def uses_proxy(service):
 
 def keyed(service):
     return service.get("api_key_required", True) is not False
+
+
+def engine_user(service, default=ENGINE_USER):
+    """The ``uid:gid`` a service's engine runs as: llama.cpp's ``user`` or ``default``; None for vLLM (root)."""
+    if service.get("engine", "llamacpp") == "vllm":
+        return None
+    return str(service.get("user", default))
 
 
 def inference_services_errors(services, models, gpu_count=None):
@@ -225,6 +246,12 @@ def inference_services_errors(services, models, gpu_count=None):
         for key in ("api_key_required", "public_without_key", "proxy", "hub_cache", "enforce_eager"):
             if key in service and service[key] is not None and not isinstance(service[key], bool):
                 errors.append(f"{where}.{key} must be true or false (got {service[key]!r})")
+        user = service.get("user")
+        if user is not None and (not isinstance(user, str) or not USER_RE.match(user)):
+            errors.append(f"{where}.user must be a numeric uid:gid such as {ENGINE_USER} {_validate.got(user)}")
+        if user is not None and engine == "vllm":
+            errors.append(f"{where}.user is a llama.cpp setting: vLLM services run as root (docs/security.md)")
+        errors += _tls.tls_errors(service, where)
         if "api_key" in service and _validate.api_key_error(service["api_key"]):
             errors.append(f"{where}.api_key {_validate.api_key_error(service['api_key'])}")
         if not keyed(service):
@@ -389,6 +416,10 @@ def _common(service, settings, engine):
         doc["ports"] = _published(service)
     if keyed(service):
         doc["secrets"] = [f"{name}_api_key"]
+    user = engine_user(service, settings.get("engine_user") or ENGINE_USER)
+    if user:
+        # The key file is this user's (inference_key_owners), the models are world-readable.
+        doc["user"] = user
     health_start = service.get("health_start_period", start_period(size, engine))
     return doc, f"{health_start}s"
 
@@ -718,7 +749,7 @@ def inference_served_models(services):
     return served
 
 
-ORDER = ("image", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets", "devices",
+ORDER = ("image", "user", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets", "devices",
          "group_add", "deploy", "ipc", "shm_size", "ulimits", "read_only", "security_opt", "cap_drop", "cap_add",
          "healthcheck", "depends_on", "restart", "labels")
 
@@ -782,10 +813,13 @@ def inference_proxy_config(service, api_key=None):
     ]
     if api_key is not None:
         lines.append(f'        "Bearer {api_key}" 1;')
+    lines += ["    }", "    server {"]
+    if service.get("tls") is not None:
+        # The TLS front: the published port speaks HTTPS only.
+        lines += [f"        listen {PROXY_PORT} ssl;"] + _tls.nginx_lines()
+    else:
+        lines.append(f"        listen {PROXY_PORT};")
     lines += [
-        "    }",
-        "    server {",
-        f"        listen {PROXY_PORT};",
         "        location / {",
         check.rstrip("\n") if check else "",
         "            return 404 '{\"error\":{\"message\":\"Not found\",\"type\":\"not_found\"}}';",
@@ -799,10 +833,15 @@ def inference_proxy_config(service, api_key=None):
     return "\n".join(line for line in lines if line) + "\n"
 
 
+def _tls_dir(settings):
+    """Where the self-signed certificates are on the host: ``tls_dir``, else ``tls`` beside the secrets directory."""
+    return settings.get("tls_dir") or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/tls"
+
+
 def _proxy(service, settings):
     name = service["name"]
     config = f"{settings.get('proxy_config_dir', settings['secrets_dir'])}/{name}-proxy.conf"
-    return {
+    doc = {
         "image": settings.get("proxy_image", "nginx:1.28-alpine"),
         "command": ["nginx", "-c", "/etc/gpufleet/nginx.conf", "-g", "daemon off;"],
         "ports": [f"{service.get('bind_address', '127.0.0.1')}:{service['port']}:{PROXY_PORT}"],
@@ -825,6 +864,15 @@ def _proxy(service, settings):
         "cap_add": list(PROXY_CAPABILITIES),
         "labels": {"org.gpufleet.service": f"{name}-proxy", "org.gpufleet.proxy-for": name},
     }
+    files = _tls.tls_files(service, _tls_dir(settings))
+    if files:
+        doc["volumes"] += [f"{files['cert']}:{_tls.CERT_IN_PROXY}:ro", f"{files['key']}:{_tls.KEY_IN_PROXY}:ro"]
+        doc["labels"]["org.gpufleet.tls"] = "self-signed" if files["self_signed"] else "certificate"
+        # A renewed certificate recreates the proxy (Compose compares the service, not the files it mounts).
+        checksum = (settings.get("tls_checksums") or {}).get(name)
+        if checksum:
+            doc["labels"]["org.gpufleet.tls-checksum"] = str(checksum)[:16]
+    return doc
 
 
 def inference_compose(services, settings):
@@ -854,6 +902,8 @@ def _run_groups(project, name, svc, secrets):
     """One service of a Compose document as a docker run command: a list of word groups (an option and its value)."""
     groups = [["docker", "run", "--detach"], ["--name", f"{project}-{name}-1"], ["--network", project],
               ["--network-alias", name], ["--restart", svc.get("restart", "no")]]
+    if svc.get("user"):
+        groups.append(["--user", svc["user"]])
     groups += [["--publish", port] for port in svc.get("ports", [])]
     groups += [["--volume", volume] for volume in svc.get("volumes", [])]
     groups += [["--volume", f"{secrets[secret]['file']}:/run/secrets/{secret}:ro"] for secret in svc.get("secrets", [])]
@@ -924,6 +974,38 @@ def inference_docker_run(services, settings):
     return "\n".join(lines) + "\n"
 
 
+def inference_key_owners(services, default_user=ENGINE_USER):
+    """Owner, group and mode of each keyed service's key file on the host, by service name: the uid:gid its
+    engine runs as (llama.cpp, ``user`` or ``default_user``) or root (vLLM), read-only for that owner alone."""
+    owners = {}
+    for service in inference_services_with(services, "api_key"):
+        user = engine_user(service, default_user or ENGINE_USER) or "0:0"
+        uid, gid = user.split(":")
+        owners[service["name"]] = {"owner": uid, "group": gid, "mode": "0400"}
+    return owners
+
+
+def inference_tls_files(service, tls_dir):
+    """The host's files of a service's TLS front (``cert``, ``key``, ``ca``, ``self_signed``); empty without tls."""
+    return _tls.tls_files(service, tls_dir)
+
+
+def inference_tls_names(service, host_names=None):
+    """The subjectAltName entries of a service's self-signed certificate (``DNS:name``, ``IP:address``)."""
+    return _tls.subject_names(service, host_names or [])
+
+
+def inference_tls_endpoints(services, tls_dir):
+    """How a client reaches each service, by name: ``scheme`` (https behind a TLS front) and ``ca_path`` (the
+    file that verifies its certificate; empty for plain HTTP and for the system's CA store)."""
+    endpoints = {}
+    for service in services or []:
+        if isinstance(service, dict):
+            files = _tls.tls_files(service, tls_dir)
+            endpoints[service.get("name")] = {"scheme": "https" if files else "http", "ca_path": files.get("ca", "")}
+    return endpoints
+
+
 def inference_services_with(services, feature):
     """The services that keep an API key (``api_key``) or that a reverse proxy publishes (``proxy``)."""
     tests = {"api_key": keyed, "proxy": uses_proxy}
@@ -941,6 +1023,10 @@ class FilterModule:
             "inference_docker_run": inference_docker_run,
             "inference_proxy_config": inference_proxy_config,
             "inference_services_with": inference_services_with,
+            "inference_key_owners": inference_key_owners,
+            "inference_tls_files": inference_tls_files,
+            "inference_tls_names": inference_tls_names,
+            "inference_tls_endpoints": inference_tls_endpoints,
             "inference_tensor_parallel_errors": inference_tensor_parallel_errors,
             "inference_declared_models": inference_declared_models,
             "inference_lanes_plan": inference_lanes_plan,
