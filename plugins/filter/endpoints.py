@@ -12,9 +12,10 @@ author:
   - gpufleet.inference maintainers (@gpufleet)
 description:
   - The interface between the inference_stack role and the roles that use its services (verify, a user's own
-    plays). Per service - C(name), C(engine), C(port) (on the host), C(bind_address), C(url) (the server root as
-    the host itself reaches it), C(published) (bound beyond loopback), C(models) (what clients send as C(model),
-    every lane of a service with lanes), C(api_key_required), C(api_key_file) (the 0600 file on the host that holds
+    plays). Per service - C(name), C(engine), C(port) (on the host), C(bind_address), C(scheme) (C(https) behind
+    a TLS front, else C(http)), C(ca_path) (the file on the host that verifies a TLS front's certificate; empty
+    for the system's CA store or plain HTTP), C(url) (the server root as the host itself reaches it), C(published) (bound beyond loopback), C(models) (what clients send as C(model),
+    every lane of a service with lanes), C(api_key_required), C(api_key_file) (the 0400 file on the host that holds
     the key, V(null) without one) and C(proxy) (a reverse proxy publishes it, guarding every route).
   - The keys themselves are never part of it; a play that needs one reads C(api_key_file) with C(no_log).
   - inference_stack sets it as the fact C(inference_stack_endpoints) at the end of a deployment and writes it to
@@ -57,6 +58,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpufleet.inference.plugins.filter.stack import (
     inference_served_models,
+    inference_tls_files,
     is_loopback,
     keyed,
     uses_proxy,
@@ -93,12 +95,16 @@ def inference_endpoints(services, stack_dir):
     for service in services or []:
         bind = str(service.get("bind_address", "127.0.0.1"))
         local = "127.0.0.1" if bind in WILDCARD else bind
+        tls = inference_tls_files(service, f"{str(stack_dir).rstrip('/')}/tls")
+        scheme = "https" if tls else "http"
         endpoints.append({
             "name": service["name"],
             "engine": service.get("engine", "llamacpp"),
             "port": service["port"],
             "bind_address": bind,
-            "url": f"http://{url_host(local)}:{service['port']}",
+            "scheme": scheme,
+            "ca_path": tls.get("ca", ""),
+            "url": f"{scheme}://{url_host(local)}:{service['port']}",
             "published": not is_loopback(bind),
             "models": [entry["model"] for entry in served if entry["service"] == service["name"]],
             "api_key_required": keyed(service),
@@ -145,7 +151,7 @@ def inference_published_targets(endpoints, mode, host, connection="ssh"):
         targets.append({
             "name": endpoint["name"],
             "address": address,
-            "url": f"http://{url_host(address)}:{endpoint['port']}",
+            "url": f"{endpoint.get('scheme', 'http')}://{url_host(address)}:{endpoint['port']}",
             "probe": skip is None,
             "note": skip or "",
         })

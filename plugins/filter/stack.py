@@ -27,8 +27,9 @@ description:
     C(65532:65532)); the companion filter C(inference_key_owners) gives each key file's owner and mode (0400, the
     engine's user; root for vLLM, which runs as root).
   - A service with C(tls) is published by its proxy over HTTPS (a TLS front) with its certificate and key; the
-    companion filters C(inference_tls_files) (the files on the host), C(inference_tls_names) (the names of a
-    self-signed certificate) and C(inference_tls_endpoints) (scheme and CA per service, for clients) go with it.
+    companion filters C(inference_tls_files) (the files on the host, and the CA that verifies the certificate) and
+    C(inference_tls_names) (the names of a self-signed certificate) go with it; C(inference_endpoints) gives
+    clients the scheme and the CA.
   - The companion filter C(inference_services_errors) lists what is wrong with the services before anything is rendered.
   - The companion filter C(inference_device_wiring) gives the GPU wiring for the image's backend, as the vendors' guides
     use it. NVIDIA (C(cuda)) - a Compose GPU reservation (C(driver=nvidia), C(count=all), C(capabilities=[gpu])) or
@@ -995,17 +996,6 @@ def inference_tls_names(service, host_names=None):
     return _tls.subject_names(service, host_names or [])
 
 
-def inference_tls_endpoints(services, tls_dir):
-    """How a client reaches each service, by name: ``scheme`` (https behind a TLS front) and ``ca_path`` (the
-    file that verifies its certificate; empty for plain HTTP and for the system's CA store)."""
-    endpoints = {}
-    for service in services or []:
-        if isinstance(service, dict):
-            files = _tls.tls_files(service, tls_dir)
-            endpoints[service.get("name")] = {"scheme": "https" if files else "http", "ca_path": files.get("ca", "")}
-    return endpoints
-
-
 def inference_services_with(services, feature):
     """The services that keep an API key (``api_key``) or that a reverse proxy publishes (``proxy``)."""
     tests = {"api_key": keyed, "proxy": uses_proxy}
@@ -1026,7 +1016,6 @@ class FilterModule:
             "inference_key_owners": inference_key_owners,
             "inference_tls_files": inference_tls_files,
             "inference_tls_names": inference_tls_names,
-            "inference_tls_endpoints": inference_tls_endpoints,
             "inference_tensor_parallel_errors": inference_tensor_parallel_errors,
             "inference_declared_models": inference_declared_models,
             "inference_lanes_plan": inference_lanes_plan,

@@ -11,7 +11,6 @@ from ansible_collections.gpufleet.inference.plugins.filter.stack import (
     inference_key_owners,
     inference_proxy_config,
     inference_services_errors,
-    inference_tls_endpoints,
     inference_tls_files,
     inference_tls_names,
 )
@@ -122,15 +121,13 @@ def test_proxy_speaks_https_only_behind_a_tls_front():
     assert "listen 8080;" in plain and "ssl" not in plain
 
 
-def test_tls_files_and_endpoints():
+def test_tls_files():
     assert inference_tls_files(SELF_SIGNED, "/opt/gpufleet/stack/tls") == {
         "cert": "/opt/gpufleet/stack/tls/chat.crt", "key": "/opt/gpufleet/stack/tls/chat.key",
         "ca": "/opt/gpufleet/stack/tls/chat.crt", "self_signed": True}
     assert inference_tls_files(CHAT, "/t") == {}
-    endpoints = inference_tls_endpoints([OWN_CERT, dict(VLLM, tls={"cert": "/c", "key": "/k"})], "/t")
-    assert endpoints == {"chat": {"scheme": "https", "ca_path": "/etc/ssl/corp-ca.pem"},
-                         "awq": {"scheme": "https", "ca_path": ""}}
-    assert inference_tls_endpoints([CHAT], "/t") == {"chat": {"scheme": "http", "ca_path": ""}}
+    assert inference_tls_files(OWN_CERT, "/t") == {"cert": "/etc/ssl/llm.crt", "key": "/etc/ssl/private/llm.key",
+                                                  "ca": "/etc/ssl/corp-ca.pem", "self_signed": False}
 
 
 def test_self_signed_names_cover_the_host_and_loopback():
