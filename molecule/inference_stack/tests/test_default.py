@@ -39,8 +39,8 @@ def test_api_key_file_is_the_engine_users_alone(host, service):
 def test_engine_runs_as_the_unprivileged_user(host, service):
     assert host.check_output(f"docker exec gpufleet-{service}-1 id -u") == str(ENGINE_UID)
     # Every process of the container, not only the one docker exec starts.
-    top = host.check_output(f"docker top gpufleet-{service}-1 -o uid,comm")
-    assert {line.split()[0] for line in top.splitlines()[1:]} == {str(ENGINE_UID)}
+    top = host.check_output(f"docker top gpufleet-{service}-1 -o pid,uid,comm")
+    assert {line.split()[1] for line in top.splitlines()[1:]} == {str(ENGINE_UID)}
 
 
 def test_services_have_different_keys(host):
