@@ -647,9 +647,14 @@ def inference_lane_files(services, settings):
             for service in services or [] if isinstance(service, dict) and "lanes" in service]
 
 
+def _beside_secrets(settings, key, name):
+    """A directory of the stack on the host: ``settings[key]``, else ``name`` beside the secrets directory."""
+    return settings.get(key) or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/" + name
+
+
 def _lanes_dir(settings):
-    """Where the lane files are on the host: ``lanes_dir``, else ``lanes`` beside the secrets directory."""
-    return settings.get("lanes_dir") or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/lanes"
+    """Where the lane files are on the host."""
+    return _beside_secrets(settings, "lanes_dir", "lanes")
 
 
 def _lanes_volumes(service, settings):
@@ -750,8 +755,8 @@ def inference_served_models(services):
     return served
 
 
-ORDER = ("image", "user", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets", "devices",
-         "group_add", "deploy", "ipc", "shm_size", "ulimits", "read_only", "security_opt", "cap_drop", "cap_add",
+ORDER = ("image", "user", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets",
+         "devices", "group_add", "deploy", "ipc", "shm_size", "ulimits", "read_only", "security_opt", "cap_drop", "cap_add",
          "healthcheck", "depends_on", "restart", "labels")
 
 
@@ -834,11 +839,6 @@ def inference_proxy_config(service, api_key=None):
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def _tls_dir(settings):
-    """Where the self-signed certificates are on the host: ``tls_dir``, else ``tls`` beside the secrets directory."""
-    return settings.get("tls_dir") or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/tls"
-
-
 def _proxy(service, settings):
     name = service["name"]
     config = f"{settings.get('proxy_config_dir', settings['secrets_dir'])}/{name}-proxy.conf"
@@ -865,7 +865,7 @@ def _proxy(service, settings):
         "cap_add": list(PROXY_CAPABILITIES),
         "labels": {"org.gpufleet.service": f"{name}-proxy", "org.gpufleet.proxy-for": name},
     }
-    files = _tls.tls_files(service, _tls_dir(settings))
+    files = _tls.tls_files(service, _beside_secrets(settings, "tls_dir", "tls"))
     if files:
         doc["volumes"] += [f"{files['cert']}:{_tls.CERT_IN_PROXY}:ro", f"{files['key']}:{_tls.KEY_IN_PROXY}:ro"]
         doc["labels"]["org.gpufleet.tls"] = "self-signed" if files["self_signed"] else "certificate"
