@@ -11,12 +11,13 @@ version_added: 0.2.0
 author:
   - gpufleet.inference maintainers (@gpufleet)
 description:
-  - The interface between the inference_stack role and the roles that use its services (verify, a user's own
-    plays). Per service - C(name), C(engine), C(port) (on the host), C(bind_address), C(scheme) (C(https) behind
-    a TLS front, else C(http)), C(ca_path) (the file on the host that verifies a TLS front's certificate; empty
-    for the system's CA store or plain HTTP), C(url) (the server root as the host itself reaches it), C(published) (bound beyond loopback), C(models) (what clients send as C(model),
-    every lane of a service with lanes), C(api_key_required), C(api_key_file) (the 0400 file on the host that holds
-    the key, V(null) without one) and C(proxy) (a reverse proxy publishes it, guarding every route).
+  - The interface between the inference_stack role and the roles that use its services (verify, a user's own plays).
+    Per service - C(name), C(engine), C(port) (on the host), C(bind_address), C(scheme) (C(https) behind a TLS
+    front, else C(http)), C(ca_path) (the file on the host that verifies a TLS front's certificate; empty for the
+    system's CA store or plain HTTP), C(url) (the server root as the host itself reaches it), C(published) (bound
+    beyond loopback), C(models) (what clients send as C(model), every lane of a service with lanes),
+    C(api_key_required), C(api_key_file) (the 0400 file on the host that holds the key, V(null) without one) and
+    C(proxy) (a reverse proxy publishes it, guarding every route).
   - The keys themselves are never part of it; a play that needs one reads C(api_key_file) with C(no_log).
   - inference_stack sets it as the fact C(inference_stack_endpoints) at the end of a deployment and writes it to
     C(<inference_stack_dir>/endpoints.json), for plays that run without the role.

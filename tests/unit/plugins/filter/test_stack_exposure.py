@@ -126,8 +126,8 @@ def test_tls_files():
         "cert": "/opt/gpufleet/stack/tls/chat.crt", "key": "/opt/gpufleet/stack/tls/chat.key",
         "ca": "/opt/gpufleet/stack/tls/chat.crt", "self_signed": True}
     assert inference_tls_files(CHAT, "/t") == {}
-    assert inference_tls_files(OWN_CERT, "/t") == {"cert": "/etc/ssl/llm.crt", "key": "/etc/ssl/private/llm.key",
-                                                  "ca": "/etc/ssl/corp-ca.pem", "self_signed": False}
+    assert inference_tls_files(OWN_CERT, "/t") == {
+        "cert": "/etc/ssl/llm.crt", "key": "/etc/ssl/private/llm.key", "ca": "/etc/ssl/corp-ca.pem", "self_signed": False}
 
 
 def test_self_signed_names_cover_the_host_and_loopback():
