@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpufleet.inference.plugins.filter.stack import (
     inference_served_models,
+    inference_tls_files,
     is_loopback,
     keyed,
     uses_proxy,
@@ -49,12 +50,16 @@ def inference_endpoints(services, stack_dir):
     for service in services or []:
         bind = str(service.get("bind_address", "127.0.0.1"))
         local = "127.0.0.1" if bind in WILDCARD else bind
+        tls = inference_tls_files(service, f"{str(stack_dir).rstrip('/')}/tls")
+        scheme = "https" if tls else "http"
         endpoints.append({
             "name": service["name"],
             "engine": service.get("engine", "llamacpp"),
             "port": service["port"],
             "bind_address": bind,
-            "url": f"http://{url_host(local)}:{service['port']}",
+            "scheme": scheme,
+            "ca_path": tls.get("ca", ""),
+            "url": f"{scheme}://{url_host(local)}:{service['port']}",
             "published": not is_loopback(bind),
             "models": [entry["model"] for entry in served if entry["service"] == service["name"]],
             "api_key_required": keyed(service),
@@ -101,7 +106,7 @@ def inference_published_targets(endpoints, mode, host, connection="ssh"):
         targets.append({
             "name": endpoint["name"],
             "address": address,
-            "url": f"http://{url_host(address)}:{endpoint['port']}",
+            "url": f"{endpoint.get('scheme', 'http')}://{url_host(address)}:{endpoint['port']}",
             "probe": skip is None,
             "note": skip or "",
         })

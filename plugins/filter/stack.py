@@ -16,7 +16,7 @@ import shlex
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, _validate
+from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, _tls, _validate
 
 
 ENGINES = ("llamacpp", "vllm")
@@ -25,6 +25,10 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # and load the weights (a slow disk reads ~200 MB/s; llama.cpp maps the file and loads it in one pass).
 NO_NEW_PRIVILEGES = ("no-new-privileges:true",)
 LLAMACPP_READ_ONLY = {"read_only": True, "tmpfs": ["/tmp"]}
+# The uid:gid llama.cpp services run as unless they set ``user``: an id outside the ranges Debian and Ubuntu give
+# to accounts (100-999 system, 1000-59999 people), so that no account of the host owns the engine's key file.
+ENGINE_USER = "65532:65532"
+USER_RE = re.compile(r"^[0-9]{1,10}:[0-9]{1,10}$")
 PROXY_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", "NET_BIND_SERVICE")
 START_PERIOD_BASE_S = 30
 START_PERIOD_PER_GIB_S = 20
@@ -48,7 +52,7 @@ LOOPBACK_NAMES = ("localhost",)
 SERVICE_KEYS = (
     "name", "engine", "model", "model_file", "served_name", "port", "container_port", "bind_address", "context",
     "parallel", "gpu_layers", "args", "environment", "api_key", "api_key_required", "public_without_key", "proxy",
-    "health_start_period", "restart", "log_verbosity",
+    "health_start_period", "restart", "log_verbosity", "user", "tls",
     # vLLM
     "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "dtype", "quantization", "kv_cache_dtype",
     "enforce_eager", "hub_cache", "ipc", "shm_size", "ulimits",
@@ -79,7 +83,9 @@ def _positive_int(service, key, errors, where, minimum=1):
 
 
 def uses_proxy(service):
-    """Whether a reverse proxy publishes the service (default: vLLM bound beyond loopback)."""
+    """Whether a reverse proxy publishes the service (default: vLLM bound beyond loopback; always with tls)."""
+    if service.get("tls") is not None:
+        return True
     if service.get("proxy") is not None:
         return bool(service["proxy"])
     return service.get("engine", "llamacpp") == "vllm" and not is_loopback(service.get("bind_address", "127.0.0.1"))
@@ -87,6 +93,13 @@ def uses_proxy(service):
 
 def keyed(service):
     return service.get("api_key_required", True) is not False
+
+
+def engine_user(service, default=ENGINE_USER):
+    """The ``uid:gid`` a service's engine runs as: llama.cpp's ``user`` or ``default``; None for vLLM (root)."""
+    if service.get("engine", "llamacpp") == "vllm":
+        return None
+    return str(service.get("user", default))
 
 
 def inference_services_errors(services, models, gpu_count=None):
@@ -154,6 +167,12 @@ def inference_services_errors(services, models, gpu_count=None):
         for key in ("api_key_required", "public_without_key", "proxy", "hub_cache", "enforce_eager"):
             if key in service and service[key] is not None and not isinstance(service[key], bool):
                 errors.append(f"{where}.{key} must be true or false (got {service[key]!r})")
+        user = service.get("user")
+        if user is not None and (not isinstance(user, str) or not USER_RE.match(user)):
+            errors.append(f"{where}.user must be a numeric uid:gid such as {ENGINE_USER} {_validate.got(user)}")
+        if user is not None and engine == "vllm":
+            errors.append(f"{where}.user is a llama.cpp setting: vLLM services run as root (docs/security.md)")
+        errors += _tls.tls_errors(service, where)
         if "api_key" in service and _validate.api_key_error(service["api_key"]):
             errors.append(f"{where}.api_key {_validate.api_key_error(service['api_key'])}")
         if not keyed(service):
@@ -318,6 +337,10 @@ def _common(service, settings, engine):
         doc["ports"] = _published(service)
     if keyed(service):
         doc["secrets"] = [f"{name}_api_key"]
+    user = engine_user(service, settings.get("engine_user") or ENGINE_USER)
+    if user:
+        # The key file is this user's (inference_key_owners), the models are world-readable.
+        doc["user"] = user
     health_start = service.get("health_start_period", start_period(size, engine))
     return doc, f"{health_start}s"
 
@@ -544,9 +567,14 @@ def inference_lane_files(services, settings):
             for service in services or [] if isinstance(service, dict) and "lanes" in service]
 
 
+def _beside_secrets(settings, key, name):
+    """A directory of the stack on the host: ``settings[key]``, else ``name`` beside the secrets directory."""
+    return settings.get(key) or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/" + name
+
+
 def _lanes_dir(settings):
-    """Where the lane files are on the host: ``lanes_dir``, else ``lanes`` beside the secrets directory."""
-    return settings.get("lanes_dir") or settings["secrets_dir"].rstrip("/").rsplit("/", 1)[0] + "/lanes"
+    """Where the lane files are on the host."""
+    return _beside_secrets(settings, "lanes_dir", "lanes")
 
 
 def _lanes_volumes(service, settings):
@@ -647,8 +675,8 @@ def inference_served_models(services):
     return served
 
 
-ORDER = ("image", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets", "devices",
-         "group_add", "deploy", "ipc", "shm_size", "ulimits", "read_only", "security_opt", "cap_drop", "cap_add",
+ORDER = ("image", "user", "entrypoint", "command", "ports", "volumes", "tmpfs", "env_file", "environment", "secrets",
+         "devices", "group_add", "deploy", "ipc", "shm_size", "ulimits", "read_only", "security_opt", "cap_drop", "cap_add",
          "healthcheck", "depends_on", "restart", "labels")
 
 
@@ -711,10 +739,13 @@ def inference_proxy_config(service, api_key=None):
     ]
     if api_key is not None:
         lines.append(f'        "Bearer {api_key}" 1;')
+    lines += ["    }", "    server {"]
+    if service.get("tls") is not None:
+        # The TLS front: the published port speaks HTTPS only.
+        lines += [f"        listen {PROXY_PORT} ssl;"] + _tls.nginx_lines()
+    else:
+        lines.append(f"        listen {PROXY_PORT};")
     lines += [
-        "    }",
-        "    server {",
-        f"        listen {PROXY_PORT};",
         "        location / {",
         check.rstrip("\n") if check else "",
         "            return 404 '{\"error\":{\"message\":\"Not found\",\"type\":\"not_found\"}}';",
@@ -731,7 +762,7 @@ def inference_proxy_config(service, api_key=None):
 def _proxy(service, settings):
     name = service["name"]
     config = f"{settings.get('proxy_config_dir', settings['secrets_dir'])}/{name}-proxy.conf"
-    return {
+    doc = {
         "image": settings.get("proxy_image", "nginx:1.28-alpine"),
         "command": ["nginx", "-c", "/etc/gpufleet/nginx.conf", "-g", "daemon off;"],
         "ports": [f"{service.get('bind_address', '127.0.0.1')}:{service['port']}:{PROXY_PORT}"],
@@ -754,6 +785,15 @@ def _proxy(service, settings):
         "cap_add": list(PROXY_CAPABILITIES),
         "labels": {"org.gpufleet.service": f"{name}-proxy", "org.gpufleet.proxy-for": name},
     }
+    files = _tls.tls_files(service, _beside_secrets(settings, "tls_dir", "tls"))
+    if files:
+        doc["volumes"] += [f"{files['cert']}:{_tls.CERT_IN_PROXY}:ro", f"{files['key']}:{_tls.KEY_IN_PROXY}:ro"]
+        doc["labels"]["org.gpufleet.tls"] = "self-signed" if files["self_signed"] else "certificate"
+        # A renewed certificate recreates the proxy (Compose compares the service, not the files it mounts).
+        checksum = (settings.get("tls_checksums") or {}).get(name)
+        if checksum:
+            doc["labels"]["org.gpufleet.tls-checksum"] = str(checksum)[:16]
+    return doc
 
 
 def inference_compose(services, settings):
@@ -783,6 +823,8 @@ def _run_groups(project, name, svc, secrets):
     """One service of a Compose document as a docker run command: a list of word groups (an option and its value)."""
     groups = [["docker", "run", "--detach"], ["--name", f"{project}-{name}-1"], ["--network", project],
               ["--network-alias", name], ["--restart", svc.get("restart", "no")]]
+    if svc.get("user"):
+        groups.append(["--user", svc["user"]])
     groups += [["--publish", port] for port in svc.get("ports", [])]
     groups += [["--volume", volume] for volume in svc.get("volumes", [])]
     groups += [["--volume", f"{secrets[secret]['file']}:/run/secrets/{secret}:ro"] for secret in svc.get("secrets", [])]
@@ -853,6 +895,27 @@ def inference_docker_run(services, settings):
     return "\n".join(lines) + "\n"
 
 
+def inference_key_owners(services, default_user=ENGINE_USER):
+    """Owner, group and mode of each keyed service's key file on the host, by service name: the uid:gid its
+    engine runs as (llama.cpp, ``user`` or ``default_user``) or root (vLLM), read-only for that owner alone."""
+    owners = {}
+    for service in inference_services_with(services, "api_key"):
+        user = engine_user(service, default_user or ENGINE_USER) or "0:0"
+        uid, gid = user.split(":")
+        owners[service["name"]] = {"owner": uid, "group": gid, "mode": "0400"}
+    return owners
+
+
+def inference_tls_files(service, tls_dir):
+    """The host's files of a service's TLS front (``cert``, ``key``, ``ca``, ``self_signed``); empty without tls."""
+    return _tls.tls_files(service, tls_dir)
+
+
+def inference_tls_names(service, host_names=None):
+    """The subjectAltName entries of a service's self-signed certificate (``DNS:name``, ``IP:address``)."""
+    return _tls.subject_names(service, host_names or [])
+
+
 def inference_services_with(services, feature):
     """The services that keep an API key (``api_key``) or that a reverse proxy publishes (``proxy``)."""
     tests = {"api_key": keyed, "proxy": uses_proxy}
@@ -870,6 +933,9 @@ class FilterModule:
             "inference_docker_run": inference_docker_run,
             "inference_proxy_config": inference_proxy_config,
             "inference_services_with": inference_services_with,
+            "inference_key_owners": inference_key_owners,
+            "inference_tls_files": inference_tls_files,
+            "inference_tls_names": inference_tls_names,
             "inference_tensor_parallel_errors": inference_tensor_parallel_errors,
             "inference_declared_models": inference_declared_models,
             "inference_lanes_plan": inference_lanes_plan,

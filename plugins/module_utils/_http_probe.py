@@ -247,7 +247,7 @@ class InferenceProbe:
     """Run the probe's steps against ``base_url`` (the server root, without ``/v1``)."""
 
     def __init__(self, base_url, api_key=None, request_timeout=120, validate_certs=True, headers=None,
-                 use_proxy=True, clock=time.monotonic, sleep=time.sleep):
+                 use_proxy=True, clock=time.monotonic, sleep=time.sleep, ca_path=None):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
         self.request_timeout = request_timeout
@@ -258,7 +258,7 @@ class InferenceProbe:
         # One TLS context for all requests: Request.open would load the CA bundle again each time,
         # tens of milliseconds that would count as time to first token.
         self._request = Request(
-            context=make_context(validate_certs=validate_certs),
+            context=make_context(cafile=ca_path or None, validate_certs=validate_certs),
             validate_certs=validate_certs,
             use_proxy=use_proxy,
             timeout=request_timeout,

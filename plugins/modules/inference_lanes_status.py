@@ -62,6 +62,13 @@ options:
     description: Seconds to wait for each request.
     type: int
     default: 30
+  validate_certs:
+    description: Verify the server's TLS certificate for C(https) URLs (a service behind a TLS front).
+    type: bool
+    default: true
+  ca_path:
+    description: A PEM file of the certificates that verify the server's, instead of the system's CA store.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -190,11 +197,14 @@ def main():
             max_lines=dict(type="int", default=200000),
             docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
             timeout=dict(type="int", default=30),
+            validate_certs=dict(type="bool", default=True),
+            ca_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    probe = _http_probe.InferenceProbe(params["base_url"], api_key=params["api_key"], request_timeout=params["timeout"])
+    probe = _http_probe.InferenceProbe(params["base_url"], api_key=params["api_key"], request_timeout=params["timeout"],
+                                       validate_certs=params["validate_certs"], ca_path=params["ca_path"])
     try:
         if params["engine"] == "vllm":
             result = vllm_status(probe)

@@ -116,6 +116,12 @@ options:
       - Verify the server's TLS certificate for C(https) URLs.
     type: bool
     default: true
+  ca_path:
+    description:
+      - A PEM file of the certificates that verify the server's (a private CA, or a self-signed certificate
+        itself), instead of the system's CA store. Used when O(validate_certs) is true.
+    type: path
+    version_added: 0.1.0
   use_proxy:
     description:
       - Use the proxy named by the C(http_proxy) and C(https_proxy) environment variables of the managed host
@@ -396,6 +402,7 @@ def main():
             unauthorized_routes=dict(type="list", elements="str", default=[]),
             steps=dict(type="list", elements="str", choices=list(STEPS), default=list(STEPS)),
             validate_certs=dict(type="bool", default=True),
+            ca_path=dict(type="path"),
             use_proxy=dict(type="bool", default=True),
             headers=dict(type="dict", default={}, no_log=True),  # Authorization, proxy tokens
         ),
@@ -409,6 +416,7 @@ def main():
         validate_certs=params["validate_certs"],
         headers=params["headers"],
         use_proxy=params["use_proxy"],
+        ca_path=params["ca_path"],
     )
     try:
         result = probe.run(

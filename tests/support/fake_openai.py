@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -81,11 +82,13 @@ class FakeLlamaServer:
     :param token_delay: seconds between two tokens.
     :param stream_usage: honour ``stream_options.include_usage``; ``False`` ignores it.
     :param timings: add llama.cpp's ``timings`` object.
+    :param tls: ``(certificate file, key file)``: speak HTTPS with them, as a TLS front does.
     """
 
     def __init__(self, host="127.0.0.1", port=0, api_key=None, enforce_key=True, public_models=True,
                  models=(DEFAULT_MODEL,), loading_seconds=0.0, loading_requests=0, reply=DEFAULT_REPLY,
-                 reasoning="", first_token_delay=0.0, token_delay=0.0, stream_usage=True, timings=True):
+                 reasoning="", first_token_delay=0.0, token_delay=0.0, stream_usage=True, timings=True,
+                 tls=None):
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -100,6 +103,7 @@ class FakeLlamaServer:
         self.token_delay = token_delay
         self.stream_usage = stream_usage
         self.timings = timings
+        self.tls = tls
         self.requests = []  # (method, path, headers with lower-case names, parsed JSON body or None)
         self._lock = threading.Lock()
         self._loading_answers = 0
@@ -111,12 +115,16 @@ class FakeLlamaServer:
 
     @property
     def base_url(self):
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self):
         handler = type("BoundHandler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},

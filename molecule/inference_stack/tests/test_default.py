@@ -12,6 +12,7 @@ import pytest
 SERVICES = {"chat": (8080, "gemma-3-270m"), "chat-long": (8081, "gemma-3-270m-long")}
 MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 STACK = "/opt/gpufleet/stack"
+ENGINE_UID = 65532
 
 
 def key(host, service):
@@ -27,11 +28,19 @@ def curl(host, path, port, api_key=None, data=None):
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_api_key_file_is_root_only(host, service):
+def test_api_key_file_is_the_engine_users_alone(host, service):
     f = host.file(f"{STACK}/secrets/{service}.key")
-    assert f.mode == 0o600
-    assert f.user == "root"
+    assert f.mode == 0o400
+    assert (f.uid, f.gid) == (ENGINE_UID, ENGINE_UID)
     assert len(f.content_string.strip()) >= 32
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_engine_runs_as_the_unprivileged_user(host, service):
+    assert host.check_output(f"docker exec gpufleet-{service}-1 id -u") == str(ENGINE_UID)
+    # Every process of the container, not only the one docker exec starts.
+    top = host.check_output(f"docker top gpufleet-{service}-1 -o pid,uid,comm")
+    assert {line.split()[1] for line in top.splitlines()[1:]} == {str(ENGINE_UID)}
 
 
 def test_services_have_different_keys(host):

@@ -104,10 +104,11 @@ def test_keyless_service_answers_without_a_key_on_loopback_only(host):
     assert {line.split()[3].rsplit(":", 1)[0] for line in listening.splitlines()} == {"127.0.0.1"}
 
 
-@pytest.mark.parametrize("path", ["vllm-chat.key", "vllm-chat-proxy.conf", "hf.env"])
-def test_secret_files_are_root_only(host, path):
+@pytest.mark.parametrize("path, mode", [("vllm-chat.key", 0o400), ("vllm-chat-proxy.conf", 0o600), ("hf.env", 0o600)])
+def test_secret_files_are_root_only(host, path, mode):
+    # vLLM runs as root: its key file is root's, read-only.
     f = host.file(f"{STACK}/secrets/{path}")
-    assert f.mode == 0o600 and f.user == "root"
+    assert f.mode == mode and f.user == "root"
 
 
 def test_hf_token_reaches_vllm_from_its_env_file_only(host):

@@ -29,7 +29,7 @@ def by_name(items):
 def test_endpoints_say_where_each_service_answers_and_where_its_key_is():
     endpoints = by_name(inference_endpoints(SERVICES, "/opt/gpufleet/stack/"))
     assert endpoints["chat"] == {
-        "name": "chat", "engine": "llamacpp", "port": 8080, "bind_address": "127.0.0.1",
+        "name": "chat", "engine": "llamacpp", "port": 8080, "bind_address": "127.0.0.1", "scheme": "http", "ca_path": "",
         "url": "http://127.0.0.1:8080", "published": False, "models": ["gemma-3-270m"], "api_key_required": True,
         "api_key_file": "/opt/gpufleet/stack/secrets/chat.key", "proxy": False,
     }
@@ -117,3 +117,18 @@ def test_the_cause_names_where_the_address_came_from():
 def test_a_probe_that_passed_is_no_problem():
     assert inference_published_problem({"failed": False, "models": ["x"]}, TARGET) == ""
     assert inference_published_problem({"skipped": True}, TARGET) == ""
+
+
+def test_a_tls_front_is_reached_over_https_with_its_ca():
+    services = [{"name": "chat", "model": "m", "port": 8443, "bind_address": "0.0.0.0", "tls": {"self_signed": True}},
+                {"name": "own", "model": "m", "port": 8444, "bind_address": "10.0.0.5",
+                 "tls": {"cert": "/etc/ssl/llm.crt", "key": "/etc/ssl/llm.key"}},
+                {"name": "plain", "model": "m", "port": 8080}]
+    endpoints = by_name(inference_endpoints(services, "/opt/gpufleet/stack"))
+    assert endpoints["chat"]["url"] == "https://127.0.0.1:8443"
+    assert endpoints["chat"]["ca_path"] == "/opt/gpufleet/stack/tls/chat.crt"
+    assert endpoints["chat"]["proxy"] is True
+    assert (endpoints["own"]["url"], endpoints["own"]["ca_path"]) == ("https://10.0.0.5:8444", "")
+    assert (endpoints["plain"]["url"], endpoints["plain"]["scheme"]) == ("http://127.0.0.1:8080", "http")
+    targets = by_name(inference_published_targets(list(endpoints.values()), "true", "gpu-1.lan", "ssh"))
+    assert targets["chat"]["url"] == "https://gpu-1.lan:8443"

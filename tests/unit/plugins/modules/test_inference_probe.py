@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
+from ansible_collections.gpufleet.inference.plugins.filter.stack import inference_tls_names
 from ansible_collections.gpufleet.inference.plugins.modules import inference_probe
 from ansible_collections.gpufleet.inference.tests.support.fake_openai import FakeLlamaServer, split_tokens
 from ansible_collections.gpufleet.inference.tests.unit.utils.ansible_module_mock import (
@@ -399,3 +402,34 @@ def test_bad_parameters(bad, wanted):
     args.update(bad)
     result = run_fail(args)
     assert wanted in result["msg"]
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    """A certificate made the way inference_stack makes a TLS front's (openssl, EC P-256, loopback names)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "front.crt", where / "front.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "2", "-subj", "/CN=chat", "-addext",
+                    "subjectAltName=" + ",".join(inference_tls_names({"name": "chat", "tls": {"self_signed": True}})),
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_front_is_probed_with_its_self_signed_certificate(self_signed):
+    with server(tls=self_signed) as fake:
+        assert fake.base_url.startswith("https://127.0.0.1:")
+        result = run(probe_args(fake.base_url, ca_path=self_signed[0]))
+    assert result["chat"]["content"] == REPLY
+    assert result["unauthorized_status"] == 401
+
+
+def test_https_front_with_an_unknown_certificate_fails_unless_told_not_to_check(self_signed):
+    with server(tls=self_signed) as fake:
+        failed = run_fail(probe_args(fake.base_url, health_timeout=0))
+        unchecked = run(probe_args(fake.base_url, validate_certs=False))
+    assert failed["step"] == "health"
+    assert "certificate" in failed["msg"].lower()
+    assert unchecked["chat"]["content"] == REPLY
