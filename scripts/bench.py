@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`make bench`: what the collection costs, measured side by side with doing the same thing by hand.
 
-Run after `make demo` (the demo stack must be deployed). Nine benchmarks, each repeated ``--rounds``
+Run after `make demo` (the demo stack must be deployed). Ten benchmarks, each repeated ``--rounds``
 times with the two sides alternated within a round; medians are reported:
 
   1. decode    decode tokens/s of the deployed stack / the same image's llama-server run by hand
@@ -16,10 +16,13 @@ times with the two sides alternated within a round; medians are reported:
   8. plan      the serving planner's KV cache against vLLM's and llama-server's own
   9. lanes     services with lanes: switch time per lane, time to first token of a request that switches,
                tokens/s through the switching layer / straight to the lane (lane switcher and llama.cpp's router)
+ 10. scale     site.yml onto 1, 2, 4 and 8 test hosts (containers with their own engines): wall time per count,
+               8 hosts / 1 host, with the shipped ansible.cfg, the free strategy and mitogen (when given);
+               only with --only (about 15 minutes a round)
 
 Timings are printed, never asserted: the exit status is non-zero only when a benchmark could not run.
-Everything this script starts (fake hub processes, the hand-run llama-server container, ansible runs)
-it stops again, also on failure. Scratch files live under .cache/bench/. docs/benchmarks.md explains
+Everything this script starts (fake hub processes, the hand-run llama-server container, ansible runs,
+the test hosts gfbench-1 to gfbench-8) it stops again, also on failure. Scratch files live under .cache/bench/. docs/benchmarks.md explains
 the figures and holds the results of a run.
 """
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -94,7 +98,8 @@ VLLM_KV_SPACE_GIB = 1  # VLLM_CPU_KVCACHE_SPACE of the benchmark's service
 # 8. plan: llama-server's own KV-cache figures at two context sizes against the planner's.
 PLAN_CONTEXTS = (2048, 8192)
 
-BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends", "vllm", "plan", "lanes")
+BENCHMARKS = ("decode", "download", "noop", "resume", "converge", "backends", "vllm", "plan", "lanes", "scale")
+OPT_IN = ("scale",)  # not in a run without --only: it takes 15 minutes a round
 NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -1335,6 +1340,186 @@ def bench_lanes(args):
             "request_seconds": walls, "rows": rows}
 
 
+# ---- 10. scale: site.yml on 1, 2, 4 and 8 test hosts -------------------------------------------------------------
+
+SCALE_BENCH = os.path.join(BENCH, "scale")
+SCALE_INVENTORY = os.path.join(ROOT, "tests", "bench", "scale", "hosts.yml")
+SCALE_PREPARE = os.path.join(ROOT, "tests", "bench", "scale-prepare.yml")
+SCALE_FLEET = os.path.join(ROOT, "molecule", "fleet", "molecule.yml")
+SCALE_HOSTS = tuple("gfbench-%d" % number for number in range(1, 9))  # the names tests/bench/scale/hosts.yml lists
+# The shipped ansible.cfg (linear strategy, forks 10, pipelining) at every count; the alternatives at one host and
+# at eight, which is what their ratio needs.
+SCALE_SIDES = {"shipped": (1, 2, 4, 8), "free": (1, 8), "mitogen": (1, 8)}
+PROFILE_RE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
+
+
+def fleet_host_run_args(name):
+    """`docker run` arguments for one test host, from the first platform of molecule/fleet (the same container)."""
+    import yaml  # pylint: disable=import-outside-toplevel  # ansible's dependency, in the venv this script runs in
+
+    with open(SCALE_FLEET, encoding="utf-8") as handle:
+        platform_spec = yaml.safe_load(handle)["platforms"][0]
+    known = {"name", "groups", "image", "pre_build_image", "command", "cgroupns_mode", "privileged", "tmpfs", "volumes",
+             "keep_volumes", "security_opts", "capabilities"}
+    if set(platform_spec) - known:
+        raise BenchError("molecule/fleet's platform has settings this benchmark does not copy: %s"
+                         % ", ".join(sorted(set(platform_spec) - known)))
+    args = ["docker", "run", "-d", "--name", name, "--hostname", name, "--label", "org.gpufleet.bench=scale",
+            "--cgroupns", platform_spec.get("cgroupns_mode", "private")]
+    if platform_spec.get("privileged"):
+        args.append("--privileged")
+    for mount in platform_spec.get("tmpfs") or []:
+        args += ["--tmpfs", mount]
+    for volume in platform_spec.get("volumes") or []:
+        args += ["-v", volume.replace("${MOLECULE_PROJECT_DIRECTORY}", os.path.realpath(ROOT))]
+    for option in platform_spec.get("security_opts") or []:
+        args += ["--security-opt", option]
+    for capability in platform_spec.get("capabilities") or []:
+        args += ["--cap-add", capability]
+    return args + [platform_spec["image"], platform_spec["command"]]
+
+
+def remove_test_hosts():
+    """Remove the benchmark's test hosts and their engines' volumes (by this benchmark's own names)."""
+    subprocess.run(["docker", "rm", "-f", "-v"] + list(SCALE_HOSTS), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
+
+
+def on_hosts(hosts, command, timeout=300):
+    """Run a shell command in each test host at once (`docker exec`); a failure is a BenchError."""
+    procs = {host: subprocess.Popen(["docker", "exec", host, "sh", "-c", command], text=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT) for host in hosts}
+    failed = []
+    for host, proc in procs.items():
+        try:
+            output = proc.communicate(timeout=timeout)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0]
+        if proc.returncode != 0:
+            failed.append("%s: %s" % (host, (output or "").strip()[-300:]))
+    if failed:
+        raise BenchError("`%s` failed on %s" % (command, "; ".join(failed)))
+
+
+def cpu_jiffies():
+    """``(busy, total)`` jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def scale_run(hosts, side, env, mitogen_dir, log_name):
+    """One timed `ansible-playbook site.yml` onto ``hosts``; facts not cached. The stack is taken down on every test host
+    before, so that a run's only company is its own hosts (an idle llama-server still takes a little CPU)."""
+    on_hosts(SCALE_HOSTS, "if [ -e {0} ]; then docker compose -p {1} -f {0} down && rm {0}; fi".format(COMPOSE_FILE, PROJECT))
+    clear_dir(os.path.join(SCALE_BENCH, "facts"))
+    env = dict(env, ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(SCALE_BENCH, "facts"))
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", SCALE_INVENTORY, "site.yml", "--limit", ",".join(hosts)]
+    if side == "free":
+        env["ANSIBLE_STRATEGY"] = "free"
+    elif side == "mitogen":
+        env["ANSIBLE_STRATEGY_PLUGINS"] = os.path.join(mitogen_dir, "ansible_mitogen", "plugins", "strategy")
+        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+        # mitogen takes over the connections it knows by their short names (tests/bench/scale/hosts.yml)
+        cmd += ["-e", "scale_bench_connection=docker"]
+    busy_before, total_before = cpu_jiffies()
+    controller_before = os.times()
+    proc, wall = run(cmd, env=env, timeout=1800, check=False, log_file=os.path.join(LOGS, log_name))
+    controller_after = os.times()
+    busy_after, total_after = cpu_jiffies()
+    recap = {host: (int(ok), int(changed), int(unreachable), int(failed)) for host, ok, changed, unreachable, failed
+             in RECAP_RE.findall(proc.stdout.split("PLAY RECAP", 1)[-1])}
+    if proc.returncode != 0 or set(recap) != set(hosts) or any(r[2] or r[3] for r in recap.values()):
+        raise BenchError("site.yml on %d hosts (%s) failed (log: %s)" % (len(hosts), side, os.path.join(LOGS, log_name)))
+    tasks = {name.strip(): float(seconds) for name, seconds in PROFILE_RE.findall(proc.stdout)}  # profile_tasks
+    controller_cpu = (controller_after.children_user + controller_after.children_system
+                      - controller_before.children_user - controller_before.children_system)
+    return {"wall": wall, "changed": min(r[1] for r in recap.values()),
+            "machine_busy": (busy_after - busy_before) / float(total_after - total_before),
+            "controller_cpu_s": controller_cpu, "tasks": tasks}
+
+
+def mitogen_folder(args):
+    """The folder holding ansible_mitogen: --mitogen, else the venv's when installed there; None without one."""
+    if args.mitogen:
+        folder = os.path.abspath(args.mitogen)
+        if not os.path.isdir(os.path.join(folder, "ansible_mitogen")):
+            raise BenchError("--mitogen %s: no ansible_mitogen in it" % args.mitogen)
+        return folder
+    found = importlib.util.find_spec("ansible_mitogen")
+    return os.path.dirname(os.path.dirname(found.origin)) if found else None
+
+
+def bench_scale(args):
+    for path in (os.path.join(CACHE, "images", "llamacpp-cpu.tar"), os.path.join(CACHE, "images", "debian-bookworm.tar"),
+                 MODEL_FILE):
+        if not os.path.exists(path):
+            raise BenchError("%s is missing: run `make engine-images` first" % path)
+    mitogen_dir = mitogen_folder(args)
+    sides = [side for side in args.scale_sides if side != "mitogen" or mitogen_dir]
+    env = base_env(GPUFLEET_CACHE=CACHE, GPUFLEET_BENCH_DIR=SCALE_BENCH, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+                   PROFILE_TASKS_TASK_OUTPUT_LIMIT="all")
+    os.makedirs(SCALE_BENCH, exist_ok=True)
+    walls = {side: {count: [] for count in SCALE_SIDES[side]} for side in sides}
+    samples, failures = [], {}
+    remove_test_hosts()
+    try:
+        for host in SCALE_HOSTS:
+            run(fleet_host_run_args(host))
+        on_hosts(SCALE_HOSTS, "systemctl is-system-running --wait || true", timeout=180)
+        # Not timed: the engine and the images once, then a first deploy everywhere (it copies the model in).
+        started = time.perf_counter()
+        run([os.path.join(BIN, "ansible-playbook"), "-i", SCALE_INVENTORY, SCALE_PREPARE], env=env, timeout=3600,
+            log_file=os.path.join(LOGS, "scale-prepare.log"))
+        prepare_s = time.perf_counter() - started
+        first = scale_run(SCALE_HOSTS, "shipped", env, mitogen_dir, "scale-first.log")
+        log("scale: prepare %.0f s, first deploy on %d hosts %.0f s" % (prepare_s, len(SCALE_HOSTS), first["wall"]))
+        for index in range(args.rounds):
+            for side in sides_in_order(sides, index):
+                for count in sides_in_order(SCALE_SIDES[side], index):
+                    if side in failures:
+                        break
+                    try:
+                        sample = scale_run(SCALE_HOSTS[:count], side, env, mitogen_dir,
+                                           "scale-%s-%d-%d.log" % (side, count, index))
+                    except BenchError as exc:
+                        if side == "shipped":
+                            raise
+                        failures[side] = str(exc)  # an alternative that does not work is a finding, not the end
+                        log("scale %s: %s" % (side, exc))
+                        continue
+                    if sample["changed"] == 0:
+                        raise BenchError("site.yml on %d hosts (%s) changed nothing: not a deploy" % (count, side))
+                    walls[side][count].append(sample["wall"])
+                    samples.append(dict(sample, side=side, hosts=count, round=index + 1))
+                    log("scale round %d, %s, %d hosts: %.1f s (machine busy %.0f %%, controller CPU %.0f s)" % (
+                        index + 1, side, count, sample["wall"], 100 * sample["machine_busy"], sample["controller_cpu_s"]))
+    finally:
+        remove_test_hosts()
+    rows = []
+    for side in sides:
+        label = {"shipped": "shipped ansible.cfg (linear, forks 10)", "free": "strategy free",
+                 "mitogen": "mitogen_linear"}[side]
+        if side in failures:
+            rows.append(("scale", label, "failed: %s" % failures[side].splitlines()[0], "", ""))
+            continue
+        med = {count: median(walls[side][count]) for count in SCALE_SIDES[side]}
+        rows.append(("scale", "%s: wall s at %s hosts" % (label, "/".join(str(c) for c in SCALE_SIDES[side])),
+                     " / ".join("%.1f" % med[c] for c in SCALE_SIDES[side]), "", ""))
+        value = ratio(med[8], med[1])
+        rows.append(("scale", "%s: 8 hosts / 1 host" % label, "%.2f" % value, "<= 1.5", value <= 1.5))
+        tasks = {count: [x["tasks"] for x in samples if x["side"] == side and x["hosts"] == count][-1] for count in (1, 8)}
+        name = max(tasks[8], key=tasks[8].get)
+        rows.append(("scale", "%s: slowest task at 8 hosts, s at 8 / 1 host" % label,
+                     "%s: %.1f / %.1f" % (name, tasks[8][name], tasks[1].get(name, 0.0)), "", ""))
+    if not mitogen_dir:
+        rows.append(("scale", "mitogen_linear", "not measured (no ansible_mitogen; see --mitogen)", "", ""))
+    return {"prepare_s": prepare_s, "first_deploy": first, "mitogen": mitogen_dir, "walls": walls, "samples": samples,
+            "failures": failures, "rows": rows}
+
+
 def print_table(rows):
     headers = ("benchmark", "figure", "value", "goal", "met")
     cells = [[r[0], r[1], r[2], r[3], "" if r[4] == "" else ("yes" if r[4] else "NO")] for r in rows]
@@ -1348,7 +1533,7 @@ def print_table(rows):
 
 def parse_only(text):
     if not text:
-        return list(BENCHMARKS)
+        return [b for b in BENCHMARKS if b not in OPT_IN]
     chosen = []
     for item in text.split(","):
         item = item.strip()
@@ -1370,8 +1555,12 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="benchmarks: " + ", ".join("%d %s" % (i + 1, b) for i, b in enumerate(BENCHMARKS)))
     parser.add_argument("--rounds", type=int, default=5, help="repetitions of each measurement (default: 5)")
-    parser.add_argument("--only", type=parse_only, default=list(BENCHMARKS),
-                        help="comma-separated benchmarks to run, by name or number (default: all)")
+    parser.add_argument("--only", type=parse_only, default=parse_only(""),
+                        help="comma-separated benchmarks to run, by name or number (default: all but %s)" % ", ".join(OPT_IN))
+    parser.add_argument("--scale-sides", type=lambda text: [s for s in SCALE_SIDES if s in text.split(",")],
+                        default=list(SCALE_SIDES), help="scale: the sides to measure (default: %s)" % ",".join(SCALE_SIDES))
+    parser.add_argument("--mitogen", help="scale: a folder holding ansible_mitogen (an unpacked mitogen wheel), for the "
+                                          "mitogen side (default: the venv's, when installed; else that side is left out)")
     parser.add_argument("--json", default=os.path.join(BENCH, "results.json"),
                         help="where to write every figure as JSON (default: .cache/bench/results.json)")
     args = parser.parse_args(argv)
@@ -1390,7 +1579,7 @@ def main(argv=None):
         log("WARNING: other gpufleet containers are running (%s); they share the CPU and disk" % ", ".join(others))
     functions = {"decode": bench_decode, "download": bench_download, "noop": bench_noop, "resume": bench_resume,
                  "converge": bench_converge, "backends": bench_backends, "vllm": bench_vllm, "plan": bench_plan,
-                 "lanes": bench_lanes}
+                 "lanes": bench_lanes, "scale": bench_scale}
     results, errors, rows = {}, {}, []
     for name in args.only:
         log("== %s (%d rounds)" % (name, args.rounds))
