@@ -55,7 +55,7 @@ SERVICE_KEYS = (
     "health_start_period", "restart", "log_verbosity", "user", "tls",
     # vLLM
     "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "dtype", "quantization", "kv_cache_dtype",
-    "enforce_eager", "hub_cache", "ipc", "shm_size", "ulimits",
+    "enforce_eager", "hub_cache", "ipc", "shm_size", "ulimits", "trust_remote_code",
     # lanes
     "lanes", "memory_budget_gb", "max_loaded", "switch_timeout",
 )
@@ -161,10 +161,14 @@ def inference_services_errors(services, models, gpu_count=None):
         args = service.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
             errors.append(f"{where}.args must be a list of command-line arguments")
+        elif any(str(a).split("=")[0] == "--trust-remote-code" for a in args):
+            # Code from a model repository runs only when the inventory says so in so many words.
+            errors.append(f"{where}.args: --trust-remote-code runs the model repository's own Python code; "
+                          f"set trust_remote_code: true on the service instead, where a review can see it")
         environment = service.get("environment", {})
         if not isinstance(environment, dict):
             errors.append(f"{where}.environment must be a dict of variable names to values")
-        for key in ("api_key_required", "public_without_key", "proxy", "hub_cache", "enforce_eager"):
+        for key in ("api_key_required", "public_without_key", "proxy", "hub_cache", "enforce_eager", "trust_remote_code"):
             if key in service and service[key] is not None and not isinstance(service[key], bool):
                 errors.append(f"{where}.{key} must be true or false (got {service[key]!r})")
         user = service.get("user")
@@ -203,7 +207,7 @@ def inference_services_errors(services, models, gpu_count=None):
             errors.append(f"{where}.hub_cache needs model {model!r} to have an hf source (hf.repo) for vLLM to fetch")
         if engine != "vllm":
             for key in ("gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "hub_cache", "quantization",
-                        "kv_cache_dtype", "enforce_eager", "dtype"):
+                        "kv_cache_dtype", "enforce_eager", "dtype", "trust_remote_code"):
                 if key in service:
                     errors.append(f"{where}.{key} is a vLLM setting; this service's engine is {engine}")
     return errors
@@ -422,6 +426,8 @@ def _vllm(service, settings):
             command += [flag, str(service[key])]
     if service.get("enforce_eager"):
         command.append("--enforce-eager")
+    if service.get("trust_remote_code") is True:
+        command.append("--trust-remote-code")
     command += [str(arg) for arg in service.get("args", [])]
     doc, health_start = _common(service, settings, "vllm")
     environment = doc["environment"]
@@ -537,6 +543,8 @@ def inference_lanes_config(service, settings):
                 command += [flag, str(value)]
         if merged.get("enforce_eager"):
             command.append("--enforce-eager")
+        if service.get("trust_remote_code") is True:
+            command.append("--trust-remote-code")
         command += [str(arg) for arg in merged.get("args", [])]
         lanes.append({"name": lane["name"], "port": next_port, "bytes": entry["bytes"], "preload": entry["preload"],
                       "command": command,

@@ -228,3 +228,21 @@ def test_declared_models_give_the_only_file_and_the_size():
     got = inference_declared_models(services, models)
     assert got["model_files"] == {"s1": "a-Q4.gguf", "s3": "c.gguf"}
     assert got["model_sizes"] == {"s1": 18 * 1000**3, "s2": 0, "s3": 0}
+
+
+def test_remote_code_runs_only_when_the_service_says_so():
+    assert "--trust-remote-code" not in inference_compose([terrarium()], settings())["services"]["glm"]["command"]
+    svc = inference_compose([terrarium(trust_remote_code=True)], settings())["services"]["glm"]
+    assert "--trust-remote-code" in svc["command"]
+
+
+@pytest.mark.parametrize("service, message", [
+    (terrarium(args=["--trust-remote-code"]), "gpufleet_services[0] (glm).args: --trust-remote-code runs the model "
+                                              "repository's own Python code; set trust_remote_code: true"),
+    (terrarium(trust_remote_code="yes"), "gpufleet_services[0] (glm).trust_remote_code must be true or false"),
+    ({"name": "chat", "model": "glm-q4", "port": 8080, "trust_remote_code": True},
+     "gpufleet_services[0] (chat).trust_remote_code is a vLLM setting; this service's engine is llamacpp"),
+])
+def test_remote_code_asked_another_way_is_refused(service, message):
+    errors = inference_services_errors([service], MODELS)
+    assert any(message in error for error in errors), errors
