@@ -256,8 +256,8 @@ def render_markdown(data, chart=None):
                      [[entry["host"], "-", "-", "-", "-", "no report", "-"] for entry in data["missing"]])
     for view in data["hosts"]:
         out += ["", "## %s" % view["host"], "",
-                "Platform %s, GPU %s; report written %s (%s ago)." % (view["platform"], view["gpu"],
-                                                                    view["written_at"], view["age"]), ""]
+                "Platform %s, GPU %s; report written %s (%s ago)." % (
+                    view["platform"], view["gpu"], view["written_at"], view["age"]), ""]
         out += _md_table(["service", "engine", "model", "endpoint", "health", "time to first token (ms)",
                           "tokens/s", "published tokens/s"],
                          [[row["service"], row["engine"], row["model"], row["endpoint"], row["health"],
@@ -372,7 +372,7 @@ PUBLISHED_COLOUR = "#b8b8b8"
 def chart_png(data):
     """Grouped bars: served tokens/s per host and model, with the published figure for the same platform and model
     beside it where one is known. PNG bytes, or None when there is nothing to draw."""
-    bars = [bar for bar in data["bars"] if bar["measured"] is not None or bar["baseline"] is not None]
+    bars = [group for group in data["bars"] if group["measured"] is not None or group["baseline"] is not None]
     if not bars:
         return None
     width = max(6.5, 1.3 * len(bars) + 2.0)
@@ -380,25 +380,25 @@ def chart_png(data):
     try:
         positions = range(len(bars))
         bar_width = 0.38
-        top = max([bar["measured"] or 0 for bar in bars] + [bar["baseline"] or 0 for bar in bars]) or 1.0
-        measured = axes.bar([x - bar_width / 2 for x in positions], [bar["measured"] or 0 for bar in bars],
+        top = max([group["measured"] or 0 for group in bars] + [group["baseline"] or 0 for group in bars]) or 1.0
+        measured = axes.bar([x - bar_width / 2 for x in positions], [group["measured"] or 0 for group in bars],
                             bar_width, color=MEASURED_COLOUR, label="served, measured by verify")
-        published = axes.bar([x + bar_width / 2 for x in positions], [bar["baseline"] or 0 for bar in bars],
+        published = axes.bar([x + bar_width / 2 for x in positions], [group["baseline"] or 0 for group in bars],
                              bar_width, color=PUBLISHED_COLOUR, edgecolor="#707070", hatch="//",
                              label="published, same platform and model")
-        for rect, bar in zip(measured, bars):
-            axes.annotate(_fmt(bar["measured"]) if bar["measured"] is not None else "no figure",
+        for rect, group in zip(measured, bars):
+            axes.annotate(_fmt(group["measured"]) if group["measured"] is not None else "no figure",
                           (rect.get_x() + rect.get_width() / 2, rect.get_height()), xytext=(0, 2),
                           textcoords="offset points", ha="center", va="bottom", fontsize=8)
-        for rect, bar in zip(published, bars):
-            if bar["baseline"] is None:
+        for rect, group in zip(published, bars):
+            if group["baseline"] is None:
                 axes.annotate("none\npublished", (rect.get_x() + rect.get_width() / 2, 0), xytext=(0, 2),
                               textcoords="offset points", ha="center", va="bottom", fontsize=7, color="#707070")
             else:
-                axes.annotate(_fmt(bar["baseline"]), (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                axes.annotate(_fmt(group["baseline"]), (rect.get_x() + rect.get_width() / 2, rect.get_height()),
                               xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8)
         axes.set_xticks(list(positions))
-        axes.set_xticklabels(["%s\n%s" % (bar["host"], bar["model"]) for bar in bars], fontsize=8)
+        axes.set_xticklabels(["%s\n%s" % (group["host"], group["model"]) for group in bars], fontsize=8)
         axes.set_ylabel("tokens/s (generation, one stream)")
         axes.set_ylim(0, top * 1.15)
         # A few bars keep their width: the axis spans at least three groups.

@@ -112,7 +112,7 @@ def test_lanes_give_one_row_and_one_bar_each():
     rows = data["hosts"][0]["services"]
     assert [(row["model"], row["health"], row["tokens_per_second"]) for row in rows] == [
         ("gpt-oss-120b", "ok", 55.1), ("gpt-oss-20b", "failed (503)", None)]
-    assert [(bar["measured"], bar["baseline"]) for bar in data["bars"]] == [(55.1, 59.02), (None, 84.10)]
+    assert [(group["measured"], group["baseline"]) for group in data["bars"]] == [(55.1, 59.02), (None, 84.10)]
     assert data["hosts"][0]["healthy"] == 1
 
 
