@@ -242,7 +242,7 @@ def _md_table(header, rows):
 def render_markdown(data, chart=None):
     """The report as Markdown; ``chart`` is the PNG's file name, beside the report (None: not drawn)."""
     out = ["# Fleet report", "",
-           "Written %s from the verify reports of %d hosts (%d without a report). Each host's figures are from its "
+           "Written %s for %d hosts, %d of them without a report. Each host's figures are from its "
            "last run that reached verify: a host with nothing to do ends early and keeps its earlier report (see "
            "its age)." % (data["generated_at"], len(data["hosts"]) + len(data["missing"]), len(data["missing"])), ""]
     if chart:
@@ -319,7 +319,7 @@ def render_html(data, chart_base64=None):
     """The report as one self-contained HTML page: inline CSS, the chart embedded as a base64 PNG."""
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', "<title>Fleet report</title>",
            "<style>", CSS, "</style>", "</head>", "<body>", "<h1>Fleet report</h1>",
-           "<p>Written %s from the verify reports of %d hosts (%d without a report). Each host's figures are from its "
+           "<p>Written %s for %d hosts, %d of them without a report. Each host's figures are from its "
            "last run that reached verify: a host with nothing to do ends early and keeps its earlier report (see its "
            "age).</p>" % (_h(data["generated_at"]), len(data["hosts"]) + len(data["missing"]), len(data["missing"]))]
     if chart_base64:

@@ -118,6 +118,7 @@ def test_lanes_give_one_row_and_one_bar_each():
 
 def test_markdown_names_every_host_and_its_figures(data):
     text = fleet.render_markdown(data, "fleet-tokens.png")
+    assert "Written 2026-12-01 03:40:12 UTC for 4 hosts, 1 of them without a report." in text
     assert "![Served tokens/s per host and model, beside the published figure](fleet-tokens.png)" in text
     assert "| spark-1 | dgx_spark | NVIDIA GB10 | gpt-oss-20b | 1/1 | 2026-12-01 03:30:12 UTC | 10 min |" in text
     assert ("| gptoss | llamacpp | gpt-oss-20b | http://10.0.0.11:8080/v1 | ok | 61.3 | 78.4 | 84.1 (tg32) |"
