@@ -100,4 +100,5 @@ def test_without_matplotlib_the_pages_are_written_without_the_chart(reports_dir,
 def test_a_run_with_no_report_at_all_still_writes_the_pages(tmp_path):
     result = run(tmp_path, hosts=["new-1"], chart=False)
     assert result["hosts"] == [] and [entry["host"] for entry in result["missing"]] == ["new-1"]
-    assert "- new-1: no report yet" in (tmp_path / "fleet.md").read_text()
+    markdown = (tmp_path / "fleet.md").read_text()
+    assert "for 1 host, 1 of them without a report." in markdown and "- new-1: no report yet" in markdown
