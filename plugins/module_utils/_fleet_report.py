@@ -248,8 +248,8 @@ def render_markdown(data, chart=None):
     """The report as Markdown; ``chart`` is the PNG's file name, beside the report (None: not drawn)."""
     out = ["# Fleet report", "",
            "Written %s for %s. Each host's figures are from its last run that reached verify: a host with "
-           "nothing to do ends early and keeps its earlier report (see its age)." % (data["generated_at"],
-                                                                                    _counted(data)), ""]
+           "nothing to do ends early and keeps its earlier report (see its age)." % (
+               data["generated_at"], _counted(data)), ""]
     if chart:
         out += ["![Served tokens/s per host and model, beside the published figure](%s)" % chart, ""]
     out += ["## Hosts", ""]
@@ -325,8 +325,8 @@ def render_html(data, chart_base64=None):
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', "<title>Fleet report</title>",
            "<style>", CSS, "</style>", "</head>", "<body>", "<h1>Fleet report</h1>",
            "<p>Written %s for %s. Each host's figures are from its last run that reached verify: a host with "
-           "nothing to do ends early and keeps its earlier report (see its age).</p>" % (_h(data["generated_at"]),
-                                                                                        _h(_counted(data)))]
+           "nothing to do ends early and keeps its earlier report (see its age).</p>" % (
+               _h(data["generated_at"]), _h(_counted(data)))]
     if chart_base64:
         out.append('<p><img alt="Served tokens/s per host and model, beside the published figure" '
                    'src="data:image/png;base64,%s"></p>' % chart_base64)
