@@ -106,3 +106,6 @@ def test_site_playbook_runs_from_the_installed_collection(installed_env, tmp_pat
     rollout = run("ansible-playbook", "gpufleet.inference.rolling_update", "-i", "localhost,", "--list-tasks", env=env,
                   cwd=tmp_path)
     assert "play #3 (all): Roll out" in rollout and "Refuse to roll out onto an unhealthy fleet" in rollout
+    # Both end with the fleet report, on the controller only.
+    for listing in (out, rollout):
+        assert "(localhost): Fleet report" in listing and "The report of the hosts of the run" in listing

@@ -119,9 +119,10 @@ def test_galaxy_requirements_hold_every_dependency_of_the_collection(context, ga
 
 def test_collection_adds_its_controller_python_requirements(introspected):
     pip = from_this_collection(introspected[0])
-    assert [Requirement(line).name for line in pip] == ["huggingface_hub"]
-    # render.yml's hub reads run with the release the tests run.
+    assert [Requirement(line).name for line in pip] == ["huggingface_hub", "matplotlib"]
+    # render.yml's hub reads and the fleet report's chart run with the releases the tests run.
     assert Requirement(pip[0]).specifier.contains(pinned("dev.txt", "huggingface_hub"))
+    assert Requirement(pip[1]).specifier.contains(pinned("controller.txt", "matplotlib"))
 
 
 def test_collection_adds_the_ssh_client_on_the_image(introspected):
