@@ -161,7 +161,7 @@ def inference_services_errors(services, models, gpu_count=None):
         args = service.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
             errors.append(f"{where}.args must be a list of command-line arguments")
-        elif any(str(a).split("=")[0] == "--trust-remote-code" for a in args):
+        elif any(str(a).split("=", maxsplit=1)[0] == "--trust-remote-code" for a in args):
             # Code from a model repository runs only when the inventory says so in so many words.
             errors.append(f"{where}.args: --trust-remote-code runs the model repository's own Python code; "
                           f"set trust_remote_code: true on the service instead, where a review can see it")
