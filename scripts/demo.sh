@@ -63,7 +63,7 @@ for svc in report["services"]:
     print(f"""
   endpoint   {svc['base_url']}
   model      {svc['model']}   (served: {', '.join(svc['models'])})
-  API key    {svc['api_key_file']}   (root-only file on this host)
+  API key    {svc['api_key_file']}   (0400 file on this host, readable by the engine's user and root)
   health     {svc['health']['status']}; first token {svc['ttft_ms']:.0f} ms; {svc['tokens_per_second']:.1f} tokens/s
   runs on    {svc.get('backend')} ({', '.join(svc.get('devices') or [])}), llama.cpp {svc.get('build')}
   report     {sys.argv[1]}
