@@ -65,7 +65,8 @@ class DockerApi:
             conn.close()
 
     def containers(self, labels):
-        filters = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
+        """Every container (running or not) with these labels; a label whose value is None only has to be there."""
+        filters = json.dumps({"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]})
         return self.get("/containers/json?" + urlencode({"all": "1", "filters": filters}))
 
     def inspect_container(self, name):

@@ -115,7 +115,6 @@ containers:
   sample: {"gpufleet-chat-1": {"state": "running", "health": "healthy"}}
 """
 
-import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -135,9 +134,8 @@ def _boot_id():
 def _containers(module):
     try:
         api = DockerApi(module.params["docker_host"], timeout=20)
-        filters = json.dumps({"label": [_converge.SERVICE_LABEL,
-                                        f"com.docker.compose.project={module.params['project']}"]})
-        return _converge.containers_of(api.get("/containers/json?all=1&filters=" + filters.replace(" ", ""))), None
+        labels = {_converge.SERVICE_LABEL: None, "com.docker.compose.project": module.params["project"]}
+        return _converge.containers_of(api.containers(labels)), None
     except DockerApiError as exc:
         return {}, str(exc)
 
