@@ -4,6 +4,7 @@ llama-server would fall back to ChatML and the answer would run on with ChatML's
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from test_default import SERVICES, STACK, curl, key
@@ -40,7 +41,8 @@ def test_the_server_runs_the_template_file_the_inventory_names(host):
     given = TEMPLATE.read_text(encoding="utf-8")
     f = host.file(f"{STACK}/chat-templates/chat.jinja")
     assert f.content_string == given and f.mode == 0o644
-    assert props(host, "chat")["chat_template"] == given
+    # llama-server keeps the template without its last newline.
+    assert props(host, "chat")["chat_template"] == given.rstrip("\n")
     mounts = json.loads(host.check_output("docker inspect gpufleet-chat-1"))[0]["Mounts"]
     [mount] = [m for m in mounts if m["Destination"] == "/run/chat-templates/chat.jinja"]
     assert mount["RW"] is False
@@ -60,3 +62,12 @@ def test_the_served_files_were_read_with_gguf(host):
                   if path.startswith("/opt/gpufleet/models/gemma-3-270m-hub/")]
     assert metadata["architecture"] == "gemma3" and metadata["file_type"] == "Q4_K_M"
     assert metadata["chat_template"] is None
+
+
+def test_the_report_says_where_each_template_comes_from():
+    report = json.loads((Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
+                         / "gpufleet-inference_stack.json").read_text())
+    by_name = {service["name"]: service["chat_template"] for service in report["services"]}
+    assert by_name["chat"]["source"] == "service" and by_name["chat"]["name"] == "question-answer.jinja"
+    assert by_name["chat-long"] == {"source": "service", "name": "built-in gemma",
+                                    "file": "/opt/gpufleet/models/gemma-3-270m-url/gemma-3-270m-q4_k_m.gguf"}
