@@ -503,8 +503,8 @@ PUBLISHED_COLOUR = "#b8b8b8"
 BENCH_COLOUR = "#e07b19"
 LOAD_COLOUR = "#3a9d5d"
 
-# The chart's panels: (title, y label, series); a series is (key in a bar, legend, colour, hatch, what its value's
-# label adds: another key of the bar, and a format for it). The benchmark series appear where a host has figures.
+# The chart's panels: (title, y label, series); a series is (key in a group, legend, colour, hatch, what its value's
+# label adds: another key of the group, and a format for it). The benchmark series appear where a host has figures.
 GENERATION = ("Generation", "tokens/s (generation)", [
     ("measured", "served, measured by verify (one stream)", MEASURED_COLOUR, None, None),
     ("bench_tg", "llama-bench tg (bench)", BENCH_COLOUR, None, ("bench_tg_test", "%s")),
@@ -521,14 +521,14 @@ OPTIONAL_SERIES = ("bench_tg", "load_tps")
 def _panel(axes, bars, series, ylabel, title):
     positions = range(len(bars))
     bar_width = 0.8 / len(series)
-    top = max([bar[entry[0]] or 0 for bar in bars for entry in series]) or 1.0
+    top = max([group[entry[0]] or 0 for group in bars for entry in series]) or 1.0
     for index, (key, label, colour, hatch, extra) in enumerate(series):
         offset = (index - (len(series) - 1) / 2.0) * bar_width
-        rects = axes.bar([x + offset for x in positions], [bar[key] or 0 for bar in bars], bar_width, color=colour,
+        rects = axes.bar([x + offset for x in positions], [group[key] or 0 for group in bars], bar_width, color=colour,
                          edgecolor="#707070" if hatch else None, hatch=hatch, label=label)
-        for rect, bar in zip(rects, bars):
+        for rect, group in zip(rects, bars):
             middle = rect.get_x() + rect.get_width() / 2
-            if bar[key] is None:
+            if group[key] is None:
                 if key == "measured":
                     text = "no figure"
                 elif colour == PUBLISHED_COLOUR:
@@ -538,13 +538,13 @@ def _panel(axes, bars, series, ylabel, title):
                 axes.annotate(text, (middle, 0), xytext=(0, 2), textcoords="offset points", ha="center",
                               va="bottom", fontsize=7, color="#707070")
                 continue
-            text = _fmt(bar[key])
-            if extra and bar.get(extra[0]) is not None:
-                text += "\n" + extra[1] % bar[extra[0]]
+            text = _fmt(group[key])
+            if extra and group.get(extra[0]) is not None:
+                text += "\n" + extra[1] % group[extra[0]]
             axes.annotate(text, (middle, rect.get_height()), xytext=(0, 2), textcoords="offset points",
                           ha="center", va="bottom", fontsize=7 if len(series) > 2 else 8)
     axes.set_xticks(list(positions))
-    axes.set_xticklabels(["%s\n%s" % (bar["host"], bar["model"]) for bar in bars], fontsize=8)
+    axes.set_xticklabels(["%s\n%s" % (group["host"], group["model"]) for group in bars], fontsize=8)
     axes.set_ylabel(ylabel)
     axes.set_ylim(0, top * 1.2)
     # A few bars keep their width: the axis spans at least three groups.
@@ -564,12 +564,12 @@ def chart_png(data):
     where one is known; where bench ran, llama-bench's generation and the load test's aggregate tokens/s beside
     them, and a second panel for llama-bench's prompt processing. PNG bytes, or None when there is nothing to draw."""
     generation = [entry[0] for entry in GENERATION[2]]
-    bars = [bar for bar in data["bars"] if any(bar.get(key) is not None for key in generation)]
-    prompt = [bar for bar in data["bars"] if bar.get("bench_pp") is not None]
+    bars = [group for group in data["bars"] if any(group.get(key) is not None for key in generation)]
+    prompt = [group for group in data["bars"] if group.get("bench_pp") is not None]
     if not bars and not prompt:
         return None
     series = [entry for entry in GENERATION[2]
-              if entry[0] not in OPTIONAL_SERIES or any(bar.get(entry[0]) is not None for bar in bars)]
+              if entry[0] not in OPTIONAL_SERIES or any(group.get(entry[0]) is not None for group in bars)]
     panels = ([(bars, series, GENERATION)] if bars else []) + ([(prompt, PROMPT[2], PROMPT)] if prompt else [])
     groups = max(len(panel[0]) for panel in panels)
     width = max(6.5, (0.9 + 0.35 * len(series)) * groups + 2.0)

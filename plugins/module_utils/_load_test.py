@@ -95,7 +95,7 @@ def run_load(base_url, model, clients, requests_per_client, prompt, max_tokens, 
         probe = InferenceProbe(base_url, api_key=api_key, request_timeout=request_timeout,
                                validate_certs=validate_certs, use_proxy=use_proxy, ca_path=ca_path, clock=clock)
         gate.wait()
-        for _ in range(requests_per_client):
+        for sent in range(requests_per_client):
             try:
                 sample = probe.stream(model, prompt, max_tokens)
             except ProbeError as exc:

@@ -54,7 +54,7 @@ def test_bench_measures_each_service_beside_the_running_server_into_both_reports
     assert {name: started_at(host, "gpufleet-%s-1" % name) for name in before} == before
     assert "-run-" not in host.check_output("docker ps -a --format '{{.Names}}'")
     fleet = (REPORTS / "fleet.md").read_text()
-    tg4 = measured["chat"]["llama_bench"]["tests"][1]
+    tg4 = next(test for test in measured["chat"]["llama_bench"]["tests"] if test["test"] == "tg4")
     assert "| chat | gemma-3-270m | tg4 | %.2f |" % tg4["tokens_per_second"] in fleet, fleet
     chat_load = measured["chat"]["load"]
     assert "| chat | gemma-3-270m | 3 | 6 | 0 | %.1f |" % chat_load["aggregate_tokens_per_second"] in fleet, fleet

@@ -71,7 +71,7 @@ def test_per_service_figures_and_image_digests(data):
 
 def test_the_published_figure_goes_beside_the_same_platform_and_model_only(data):
     keys = ("host", "model", "measured", "baseline", "baseline_label")
-    assert [{key: bar[key] for key in keys} for bar in data["bars"]] == [
+    assert [{key: group[key] for key in keys} for group in data["bars"]] == [
         {"host": "spark-1", "model": "gpt-oss-20b", "measured": 78.4, "baseline": 84.10,
          "baseline_label": "llama.cpp tg32, 2025-11-02"},
         {"host": "strix-1", "model": "qwen3-30b-a3b", "measured": 52.7, "baseline": None, "baseline_label": None},
@@ -203,11 +203,11 @@ def test_bench_figures_go_beside_the_published_figure_of_the_same_test():
     published = [(row["test"], row["tokens_per_second"], row["baseline"]["test"]) for row in bench["llama_bench"]]
     # pp512 has no published figure of its own: the platform's pp figure stands beside it, named by its test.
     assert published == [("tg32", 80.52, "tg32"), ("pp512", 3305.1, "pp2048"), ("pp2048", 3650.44, "pp2048")]
-    [bar] = data["bars"]
-    assert (bar["measured"], bar["bench_tg"], bar["bench_tg_test"], bar["baseline"]) == (78.4, 80.52, "tg32", 84.10)
-    # The chart's prompt processing bar is the test the source published (pp2048), not the first one.
-    assert (bar["bench_pp"], bar["bench_pp_test"], bar["baseline_pp"]) == (3650.44, "pp2048", 3782.76)
-    assert (bar["load_tps"], bar["load_clients"]) == (301.4, 8)
+    [group] = data["bars"]
+    assert (group["measured"], group["bench_tg"], group["bench_tg_test"], group["baseline"]) == (78.4, 80.52, "tg32", 84.10)
+    # The chart's prompt processing group is the test the source published (pp2048), not the first one.
+    assert (group["bench_pp"], group["bench_pp_test"], group["baseline_pp"]) == (3650.44, "pp2048", 3782.76)
+    assert (group["load_tps"], group["load_clients"]) == (301.4, 8)
     # Measurements do not move the digest: bench leaves the report unchanged in substance.
     plain = fleet.fleet_data([{"host": "spark-1", "report": json.loads((FIXTURES / "spark-1.json").read_text())}],
                              ["spark-1"], BASELINES, now=NOW)
@@ -231,7 +231,7 @@ def test_a_host_benchmarked_before_verify_wrote_its_report_still_gets_bars():
         {"name": "chat", "model": "gemma-3-270m", "skipped": None, "vllm_bench": None, "load": None,
          "llama_bench": {"tests": [{"test": "tg16", "metric": "tg", "tokens_per_second": 75.2}]}}]}}
     data = fleet.fleet_data([{"host": "new-1", "report": report}], ["new-1"], BASELINES, now=NOW)
-    assert [(bar["model"], bar["measured"], bar["bench_tg"]) for bar in data["bars"]] == [("gemma-3-270m", None, 75.2)]
+    assert [(group["model"], group["measured"], group["bench_tg"]) for group in data["bars"]] == [("gemma-3-270m", None, 75.2)]
 
 
 @pytest.mark.skipif(not fleet.HAS_MATPLOTLIB, reason="matplotlib is not installed")
