@@ -1,7 +1,10 @@
 # Copyright: (c) 2026, gpufleet.inference contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/bench.yml's decisions: the settings (gpufleet_bench) and their messages, the command each engine's
-benchmark runs, reading llama-bench's JSON and vllm bench serve's result, and the host report's bench section."""
+benchmark runs, reading llama-bench's JSON and vllm bench serve's result, and the host report's bench section.
+
+The fixtures are real output: llama-bench -o json of the CPU image on gemma-3-270m, and what the vllm bench serve
+command of inference_bench_plan printed (vLLM 0.32 CPU image, 4 prompts against a llama-server)."""
 
 from __future__ import annotations
 
@@ -156,8 +159,9 @@ def test_output_that_is_not_llama_benchs_json_fails_saying_so(stdout):
 
 def test_vllm_result_keeps_the_throughputs_and_latencies():
     result = vllm_bench_results(VLLM_BENCH)
-    assert (result["output_throughput"], result["median_ttft_ms"], result["p95_ttft_ms"]) == (30.4, 198.2, 260.3)
-    assert result["completed"] == 8 and result["request_rate"] == "inf"
+    assert (result["output_throughput"], result["median_ttft_ms"], result["p95_ttft_ms"]) == pytest.approx(
+        (1.3107, 2552.149, 2774.675), abs=1e-3)
+    assert result["completed"] == 4 and result["failed"] == 0 and result["request_rate"] == "inf"
     assert "model_id" not in result
     with pytest.raises(AnsibleFilterError, match="vllm bench serve"):
         vllm_bench_results("Traceback (most recent call last)")
@@ -170,9 +174,9 @@ def test_results_per_planned_service_with_a_summary():
     results = {result["service"]: result for result in inference_bench_results(plan, runs)}
     assert results["chat"]["llama_bench"]["tests"][1]["tokens_per_second"] == 91.19
     assert results["chat"]["summary"] == "chat: llama-bench pp32 849.81 tokens/s, tg16 91.19 tokens/s"
-    assert results["big"]["vllm_bench"]["output_throughput"] == 30.4
-    assert results["big"]["summary"] == ("big: vllm bench serve 30.4 output tokens/s at concurrency 2, "
-                                         "TTFT median 198.2 ms")
+    assert results["big"]["vllm_bench"]["total_output_tokens"] == 15
+    assert results["big"]["summary"] == ("big: vllm bench serve 1.31 output tokens/s at concurrency 2, "
+                                         "TTFT median 2552.1 ms")
     assert results["lanes"]["summary"].startswith("lanes: no engine benchmark (serves lanes")
 
 
