@@ -536,7 +536,7 @@ def _panel(axes, bars, series, ylabel, title):
                 else:
                     continue
                 axes.annotate(text, (middle, 0), xytext=(0, 2), textcoords="offset points", ha="center",
-                              va="bottom", fontsize=7, color="#707070")
+                              va="bottom", fontsize=6 if len(series) > 2 else 7, color="#707070")
                 continue
             text = _fmt(group[key])
             if extra and group.get(extra[0]) is not None:
