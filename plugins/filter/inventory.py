@@ -14,6 +14,7 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.gpufleet.inference.plugins.filter.bench import inference_bench_errors
 from ansible_collections.gpufleet.inference.plugins.filter.stack import inference_services_errors
 from ansible_collections.gpufleet.inference.plugins.module_utils import _validate
 
@@ -261,6 +262,9 @@ def inventory_errors(variables):
         known, value = _read(variables, "gpufleet_models_dir")
         if known and _validate.absolute_path_error(value):
             errors.append(f"gpufleet_models_dir {_validate.absolute_path_error(value)}")
+    if "gpufleet_bench" in names:
+        known, value = _read(variables, "gpufleet_bench")
+        errors += inference_bench_errors(value) if known else []
     errors += _rollout_errors(variables, names)
     errors += _role_variable_errors(variables, names, SITE_ROLES)
     return errors

@@ -147,7 +147,6 @@ def fleet_data(reports, hosts, baselines=None, now=None, platforms=None):
     platforms = platforms or {}
     by_host = {entry.get("host"): entry for entry in reports or [] if isinstance(entry, dict)}
     data = {"generated_at": _iso(now), "hosts": [], "missing": [], "bars": [], "baselines": []}
-    used = []
     for host in hosts or []:
         entry = by_host.get(host) or {}
         report = entry.get("report")
@@ -171,21 +170,107 @@ def fleet_data(reports, hosts, baselines=None, now=None, platforms=None):
             "images": [dict(_images(service), service=service.get("name")) for service in services],
             "healthy": sum(1 for row in rows if row["health"] == "ok"),
         }
+        view["bench"] = bench_view(report.get("bench"), platform, baselines, now)
         data["hosts"].append(view)
-        for row in rows:
-            data["bars"].append({"host": host, "model": row["model"], "measured": row["tokens_per_second"],
-                                 "baseline": row["baseline"]["value"] if row["baseline"] else None,
-                                 "baseline_label": _baseline_label(row["baseline"])})
-            if row["baseline"] and row["baseline"] not in used:
-                used.append(row["baseline"])
+        data["bars"].extend(_bars(view, baselines))
     # Every published figure for a platform and model of the fleet (generation and prompt processing).
     for view in data["hosts"]:
-        for row in view["services"]:
-            for baseline in match_baselines(baselines, view["platform"], row["model"]):
+        models = [row["model"] for row in view["services"]]
+        models += [row["model"] for row in (view["bench"] or {}).get("services", [])]
+        for model in models:
+            for baseline in match_baselines(baselines, view["platform"], model):
                 if baseline not in data["baselines"]:
                     data["baselines"].append(baseline)
     data["digest"] = substance_digest(data)
     return data
+
+
+def _published_for(baselines, platform, model, metric, test=None):
+    """The published figure for this platform, model and metric; the one of the same test when there is one."""
+    found = match_baselines(baselines, platform, model, metric)
+    same = [baseline for baseline in found if test is not None and baseline.get("test") == test]
+    return (same or found or [None])[0]
+
+
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def bench_view(bench, platform, baselines, now):
+    """The report's view of a host report's ``bench`` section (playbooks/bench.yml): per service the llama-bench
+    tests with the published figure of the same metric (of the same test when there is one), vllm bench serve's
+    figures and the load test's; ``None`` when bench has not run on the host."""
+    if not isinstance(bench, dict):
+        return None
+    measured = _parse_time(bench.get("measured_at"))
+    view = {"measured_at": _iso(measured), "age": age_text(now - measured if measured is not None else None),
+            "services": [], "llama_bench": [], "vllm_bench": [], "load": []}
+    for service in bench.get("services") or []:
+        if not isinstance(service, dict):
+            continue
+        name, model = service.get("name"), service.get("model") or service.get("name")
+        view["services"].append({"service": name, "model": model, "skipped": service.get("skipped")})
+        llama = _dict(service.get("llama_bench"))
+        for test in llama.get("tests") or []:
+            if not isinstance(test, dict):
+                continue
+            published = _published_for(baselines, platform, model, test.get("metric"), test.get("test"))
+            view["llama_bench"].append({
+                "service": name, "model": model, "test": test.get("test"), "metric": test.get("metric"),
+                "tokens_per_second": _number(test.get("tokens_per_second")), "stddev": _number(test.get("stddev")),
+                "backends": llama.get("backends"), "build": llama.get("build_commit"), "baseline": published})
+        vllm = _dict(service.get("vllm_bench"))
+        if vllm:
+            view["vllm_bench"].append(dict({key: _number(vllm.get(key)) for key in (
+                "max_concurrency", "completed", "failed", "output_throughput", "total_token_throughput",
+                "median_ttft_ms", "p95_ttft_ms", "median_tpot_ms")}, service=name, model=model))
+        load = _dict(service.get("load"))
+        if load:
+            ttft = _dict(load.get("ttft_ms"))
+            view["load"].append({
+                "service": name, "model": model, "clients": _number(load.get("clients")),
+                "requests": _number(load.get("requests")), "completed": _number(load.get("completed")),
+                "errors": _number(load.get("errors")),
+                "aggregate_tokens_per_second": _number(load.get("aggregate_tokens_per_second")),
+                "ttft_p50_ms": _number(ttft.get("p50")), "ttft_p95_ms": _number(ttft.get("p95"))})
+    return view
+
+
+def _first_test(tests, metric):
+    """The llama-bench test of ``metric`` to chart: the one a published figure has, else the first."""
+    tests = [test for test in tests if test["metric"] == metric and test["tokens_per_second"] is not None]
+    published = [test for test in tests if test["baseline"] and test["baseline"].get("test") == test["test"]]
+    return (published or tests or [None])[0]
+
+
+def _bars(view, baselines):
+    """One group of bars per service and model of the host: served tokens/s (verify), llama-bench's generation and
+    prompt processing, the load test's aggregate tokens/s, and the published figures for the same platform and
+    model."""
+    bench = view["bench"] or {"services": [], "llama_bench": [], "load": [], "vllm_bench": []}
+    entries = [(row["service"], row["model"], row["tokens_per_second"]) for row in view["services"]]
+    entries += [(row["service"], row["model"], None) for row in bench["services"]
+                if (row["service"], row["model"]) not in {entry[:2] for entry in entries}]
+    bars = []
+    for service, model, served in entries:
+        tests = [test for test in bench["llama_bench"] if (test["service"], test["model"]) == (service, model)]
+        tg, pp = _first_test(tests, "tg"), _first_test(tests, "pp")
+        load = next((row for row in bench["load"] if (row["service"], row["model"]) == (service, model)), None)
+        published_tg = tg["baseline"] if tg else _published_for(baselines, view["platform"], model, CHART_METRIC)
+        published_pp = pp["baseline"] if pp else _published_for(baselines, view["platform"], model, "pp")
+        bars.append({
+            "host": view["host"], "model": model, "measured": served,
+            "baseline": published_tg["value"] if published_tg else None,
+            "baseline_label": _baseline_label(published_tg),
+            "baseline_test": published_tg.get("test") if published_tg else None,
+            "bench_tg": tg["tokens_per_second"] if tg else None, "bench_tg_test": tg["test"] if tg else None,
+            "bench_pp": pp["tokens_per_second"] if pp else None, "bench_pp_test": pp["test"] if pp else None,
+            "baseline_pp": published_pp["value"] if published_pp else None,
+            "baseline_pp_test": published_pp.get("test") if published_pp else None,
+            "load_tps": load["aggregate_tokens_per_second"] if load else None,
+            "load_clients": load["clients"] if load else None,
+        })
+    return bars
 
 
 def _baseline_label(baseline):
@@ -244,6 +329,41 @@ def _counted(data):
     return "%d host%s, %d of them without a report" % (hosts, "" if hosts == 1 else "s", len(data["missing"]))
 
 
+def bench_tables(view):
+    """The host's benchmark tables (playbooks/bench.yml), for both pages: ``(title, header, rows, numeric columns)``
+    for llama-bench, vllm bench serve and the load test, those with figures only."""
+    bench = view.get("bench") or {}
+    tables = []
+    if bench.get("llama_bench"):
+        tables.append(("llama-bench", ["service", "model", "test", "tokens/s", "±", "backends", "published tokens/s"],
+                       [[row["service"], row["model"], row["test"], _fmt(row["tokens_per_second"], 2),
+                         _fmt(row["stddev"], 2), row["backends"], _published(row)] for row in bench["llama_bench"]],
+                       (3, 4, 6)))
+    if bench.get("vllm_bench"):
+        tables.append(("vllm bench serve (random dataset)",
+                       ["service", "model", "concurrency", "completed", "output tokens/s", "total tokens/s",
+                        "TTFT median (ms)", "TTFT p95 (ms)", "TPOT median (ms)"],
+                       [[row["service"], row["model"], _fmt(row["max_concurrency"], 0), _fmt(row["completed"], 0),
+                         _fmt(row["output_throughput"]), _fmt(row["total_token_throughput"]),
+                         _fmt(row["median_ttft_ms"]), _fmt(row["p95_ttft_ms"]), _fmt(row["median_tpot_ms"])]
+                        for row in bench["vllm_bench"]], (2, 3, 4, 5, 6, 7, 8)))
+    if bench.get("load"):
+        tables.append(("Load test (clients at once, streamed chat completions)",
+                       ["service", "model", "clients", "requests", "errors", "tokens/s, all clients",
+                        "TTFT p50 (ms)", "TTFT p95 (ms)"],
+                       [[row["service"], row["model"], _fmt(row["clients"], 0), _fmt(row["requests"], 0),
+                         _fmt(row["errors"], 0), _fmt(row["aggregate_tokens_per_second"]), _fmt(row["ttft_p50_ms"]),
+                         _fmt(row["ttft_p95_ms"])] for row in bench["load"]], (2, 3, 4, 5, 6, 7)))
+    return tables
+
+
+def _bench_intro(view):
+    bench = view["bench"]
+    skipped = ["%s: %s" % (row["service"], row["skipped"]) for row in bench["services"] if row["skipped"]]
+    return "Benchmarks (playbooks/bench.yml) measured %s (%s ago).%s" % (
+        bench["measured_at"], bench["age"], (" No engine benchmark for " + "; ".join(skipped) + ".") if skipped else "")
+
+
 def render_markdown(data, chart=None):
     """The report as Markdown; ``chart`` is the PNG's file name, beside the report (None: not drawn)."""
     out = ["# Fleet report", "",
@@ -272,6 +392,10 @@ def render_markdown(data, chart=None):
             out += ["", "Images:", ""]
             out += ["- %s: `%s` `%s`" % (image["service"], image["ref"] or "unknown", image["digest"] or "no digest")
                     for image in view["images"]]
+        if view["bench"]:
+            out += ["", _bench_intro(view)]
+            for title, header, rows, numeric in bench_tables(view):
+                out += ["", "%s:" % title, ""] + _md_table(header, rows)
     if data["missing"]:
         out += ["", "## Hosts without a report", ""]
         out += ["- %s: %s" % (entry["host"], entry["reason"]) for entry in data["missing"]]
@@ -279,7 +403,7 @@ def render_markdown(data, chart=None):
         out += ["", "## Published figures", "",
                 "Single-stream figures published for the platform and model; llama-bench's tg is generation, pp "
                 "prompt processing. The hosts' tokens/s are verify's streamed answer (a short prompt, "
-                "generation only), so compare them with tg.", ""]
+                "generation only), so compare them with tg; llama-bench's figures (bench) compare test for test.", ""]
         out += _md_table(["platform", "GPU", "engine", "model", "quant", "test", "tokens/s", "date", "source"],
                          [_baseline_columns(baseline) + [baseline.get("source")] for baseline in data["baselines"]])
     out += ["", "<!-- %s: %s -->" % (DIGEST_MARK, data["digest"]), ""]
@@ -353,6 +477,10 @@ def render_html(data, chart_base64=None):
             out.append("<ul>" + "".join("<li>%s: <code>%s</code> <code>%s</code></li>" % (
                 _h(image["service"]), _h(image["ref"] or "unknown"), _h(image["digest"] or "no digest"))
                 for image in view["images"]) + "</ul>")
+        if view["bench"]:
+            out.append("<p>%s</p>" % _h(_bench_intro(view)))
+            for title, header, rows, numeric in bench_tables(view):
+                out += ["<h3>%s</h3>" % _h(title), _html_table(header, rows, numeric=numeric)]
     if data["missing"]:
         out.append("<h2>Hosts without a report</h2>")
         out.append("<ul>" + "".join("<li>%s: %s</li>" % (_h(entry["host"]), _h(entry["reason"]))
@@ -361,7 +489,7 @@ def render_html(data, chart_base64=None):
         out.append("<h2>Published figures</h2>")
         out.append("<p>Single-stream figures published for the platform and model; llama-bench's tg is generation, pp "
                    "prompt processing. The hosts' tokens/s are verify's streamed answer (a short prompt, generation "
-                   "only), so compare them with tg.</p>")
+                   "only), so compare them with tg; llama-bench's figures (bench) compare test for test.</p>")
         out.append(_html_table(
             ["platform", "GPU", "engine", "model", "quant", "test", "tokens/s", "date", "source"],
             [_baseline_columns(baseline) + [_link(baseline.get("source"))] for baseline in data["baselines"]],
@@ -372,50 +500,87 @@ def render_html(data, chart_base64=None):
 
 MEASURED_COLOUR = "#1f6fb4"
 PUBLISHED_COLOUR = "#b8b8b8"
+BENCH_COLOUR = "#e07b19"
+LOAD_COLOUR = "#3a9d5d"
+
+# The chart's panels: (title, y label, series); a series is (key in a group, legend, colour, hatch, what its value's
+# label adds: another key of the group, and a format for it). The benchmark series appear where a host has figures.
+GENERATION = ("Generation", "tokens/s (generation)", [
+    ("measured", "served, measured by verify (one stream)", MEASURED_COLOUR, None, None),
+    ("bench_tg", "llama-bench tg (bench)", BENCH_COLOUR, None, ("bench_tg_test", "%s")),
+    ("load_tps", "load test, all clients together (bench)", LOAD_COLOUR, None, ("load_clients", "%.0f clients")),
+    ("baseline", "published, same platform and model", PUBLISHED_COLOUR, "//", ("baseline_test", "%s")),
+])
+PROMPT = ("Prompt processing", "tokens/s (prompt processing)", [
+    ("bench_pp", "llama-bench pp (bench)", BENCH_COLOUR, None, ("bench_pp_test", "%s")),
+    ("baseline_pp", "published, same platform and model", PUBLISHED_COLOUR, "//", ("baseline_pp_test", "%s")),
+])
+OPTIONAL_SERIES = ("bench_tg", "load_tps")
+
+
+def _panel(axes, bars, series, ylabel, title):
+    positions = range(len(bars))
+    bar_width = 0.8 / len(series)
+    top = max([group[entry[0]] or 0 for group in bars for entry in series]) or 1.0
+    for index, (key, label, colour, hatch, extra) in enumerate(series):
+        offset = (index - (len(series) - 1) / 2.0) * bar_width
+        rects = axes.bar([x + offset for x in positions], [group[key] or 0 for group in bars], bar_width, color=colour,
+                         edgecolor="#707070" if hatch else None, hatch=hatch, label=label)
+        for rect, group in zip(rects, bars):
+            middle = rect.get_x() + rect.get_width() / 2
+            if group[key] is None:
+                if key == "measured":
+                    text = "no figure"
+                elif colour == PUBLISHED_COLOUR:
+                    text = "none\npublished"
+                else:
+                    continue
+                axes.annotate(text, (middle, 0), xytext=(0, 2), textcoords="offset points", ha="center",
+                              va="bottom", fontsize=6 if len(series) > 2 else 7, color="#707070")
+                continue
+            text = _fmt(group[key])
+            if extra and group.get(extra[0]) is not None:
+                text += "\n" + extra[1] % group[extra[0]]
+            axes.annotate(text, (middle, rect.get_height()), xytext=(0, 2), textcoords="offset points",
+                          ha="center", va="bottom", fontsize=7 if len(series) > 2 else 8)
+    axes.set_xticks(list(positions))
+    axes.set_xticklabels(["%s\n%s" % (group["host"], group["model"]) for group in bars], fontsize=8)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, top * 1.2)
+    # A few bars keep their width: the axis spans at least three groups.
+    pad = max(0.0, (3 - len(bars)) / 2.0)
+    axes.set_xlim(-0.5 - pad, len(bars) - 0.5 + pad)
+    axes.set_title(title, fontsize=10)
+    # Below the host names, clear of the bars.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(series), 2), fontsize=8, frameon=False)
+    axes.spines["top"].set_visible(False)
+    axes.spines["right"].set_visible(False)
+    axes.grid(axis="y", color="#e6e6e6")
+    axes.set_axisbelow(True)
 
 
 def chart_png(data):
-    """Grouped bars: served tokens/s per host and model, with the published figure for the same platform and model
-    beside it where one is known. PNG bytes, or None when there is nothing to draw."""
-    bars = [group for group in data["bars"] if group["measured"] is not None or group["baseline"] is not None]
-    if not bars:
+    """Grouped bars per host and model: served tokens/s beside the published figure for the same platform and model
+    where one is known; where bench ran, llama-bench's generation and the load test's aggregate tokens/s beside
+    them, and a second panel for llama-bench's prompt processing. PNG bytes, or None when there is nothing to draw."""
+    generation = [entry[0] for entry in GENERATION[2]]
+    bars = [group for group in data["bars"] if any(group.get(key) is not None for key in generation)]
+    prompt = [group for group in data["bars"] if group.get("bench_pp") is not None]
+    if not bars and not prompt:
         return None
-    width = max(6.5, 1.3 * len(bars) + 2.0)
-    figure, axes = pyplot.subplots(figsize=(width, 4.8), dpi=110)
+    series = [entry for entry in GENERATION[2]
+              if entry[0] not in OPTIONAL_SERIES or any(group.get(entry[0]) is not None for group in bars)]
+    panels = ([(bars, series, GENERATION)] if bars else []) + ([(prompt, PROMPT[2], PROMPT)] if prompt else [])
+    groups = max(len(panel[0]) for panel in panels)
+    width = max(6.5, (0.9 + 0.35 * len(series)) * groups + 2.0)
+    figure, axes_list = pyplot.subplots(len(panels), 1, figsize=(width, 4.8 * len(panels)), dpi=110, squeeze=False)
+    # Without benchmark figures the chart is verify's: served tokens/s beside the published ones.
+    benched = len(panels) > 1 or len(series) > 2
     try:
-        positions = range(len(bars))
-        bar_width = 0.38
-        top = max([group["measured"] or 0 for group in bars] + [group["baseline"] or 0 for group in bars]) or 1.0
-        measured = axes.bar([x - bar_width / 2 for x in positions], [group["measured"] or 0 for group in bars],
-                            bar_width, color=MEASURED_COLOUR, label="served, measured by verify")
-        published = axes.bar([x + bar_width / 2 for x in positions], [group["baseline"] or 0 for group in bars],
-                             bar_width, color=PUBLISHED_COLOUR, edgecolor="#707070", hatch="//",
-                             label="published, same platform and model")
-        for rect, group in zip(measured, bars):
-            axes.annotate(_fmt(group["measured"]) if group["measured"] is not None else "no figure",
-                          (rect.get_x() + rect.get_width() / 2, rect.get_height()), xytext=(0, 2),
-                          textcoords="offset points", ha="center", va="bottom", fontsize=8)
-        for rect, group in zip(published, bars):
-            if group["baseline"] is None:
-                axes.annotate("none\npublished", (rect.get_x() + rect.get_width() / 2, 0), xytext=(0, 2),
-                              textcoords="offset points", ha="center", va="bottom", fontsize=7, color="#707070")
-            else:
-                axes.annotate(_fmt(group["baseline"]), (rect.get_x() + rect.get_width() / 2, rect.get_height()),
-                              xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8)
-        axes.set_xticks(list(positions))
-        axes.set_xticklabels(["%s\n%s" % (group["host"], group["model"]) for group in bars], fontsize=8)
-        axes.set_ylabel("tokens/s (generation, one stream)")
-        axes.set_ylim(0, top * 1.15)
-        # A few bars keep their width: the axis spans at least three groups.
-        pad = max(0.0, (3 - len(bars)) / 2.0)
-        axes.set_xlim(-0.5 - pad, len(bars) - 0.5 + pad)
-        axes.set_title("Served tokens/s per host and model (report %s)" % data["generated_at"], fontsize=10)
-        # Below the host names, clear of the bars.
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
-        axes.spines["top"].set_visible(False)
-        axes.spines["right"].set_visible(False)
-        axes.grid(axis="y", color="#e6e6e6")
-        axes.set_axisbelow(True)
+        for axes, (panel_bars, panel_series, spec) in zip(axes_list[:, 0], panels):
+            title, ylabel = spec[0], spec[1]
+            _panel(axes, panel_bars, panel_series, ylabel, "%s per host and model (report %s)" % (
+                "%s, tokens/s" % title if benched else "Served tokens/s", data["generated_at"]))
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", metadata={"Software": None})

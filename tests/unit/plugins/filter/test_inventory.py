@@ -129,3 +129,9 @@ def test_the_stack_role_runs_without_services_too():
     # A stack an earlier run left is taken down when the inventory has no service left.
     assert "inference_stack" in inventory_site_roles("cpu", [], [])
     assert "verify" not in inventory_site_roles("cpu", [], [])
+
+
+def test_the_benchmarks_settings_are_checked_with_the_inventory():
+    assert inventory_errors({"gpufleet_bench": {"load": {"clients": 8}, "llama_bench": {"prompt": [512, 2048]}}}) == []
+    assert inventory_errors({"gpufleet_bench": {"load": {"clients": 0}}}) == [
+        "gpufleet_bench.load.clients must be a whole number from 1 to 256 (got 0)"]

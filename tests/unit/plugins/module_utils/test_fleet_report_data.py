@@ -70,7 +70,8 @@ def test_per_service_figures_and_image_digests(data):
 
 
 def test_the_published_figure_goes_beside_the_same_platform_and_model_only(data):
-    assert data["bars"] == [
+    keys = ("host", "model", "measured", "baseline", "baseline_label")
+    assert [{key: group[key] for key in keys} for group in data["bars"]] == [
         {"host": "spark-1", "model": "gpt-oss-20b", "measured": 78.4, "baseline": 84.10,
          "baseline_label": "llama.cpp tg32, 2025-11-02"},
         {"host": "strix-1", "model": "qwen3-30b-a3b", "measured": 52.7, "baseline": None, "baseline_label": None},
@@ -178,3 +179,63 @@ def test_the_chart_is_a_png_drawn_from_the_bars(data):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert width >= 700 and height >= 500
     assert fleet.chart_png(fleet.fleet_data([], ["new-1"])) is None
+
+
+def benched_spark():
+    """spark-1's report with the bench section playbooks/bench.yml writes: llama-bench tg32, pp512 and pp2048 on
+    gpt-oss-20b, and a load test of 8 clients."""
+    report = json.loads((FIXTURES / "spark-1.json").read_text())
+    tests = [{"test": "tg32", "metric": "tg", "tokens_per_second": 80.52, "stddev": 0.31},
+             {"test": "pp512", "metric": "pp", "tokens_per_second": 3305.1, "stddev": 12.0},
+             {"test": "pp2048", "metric": "pp", "tokens_per_second": 3650.44, "stddev": 9.5}]
+    report["bench"] = {"measured_at": "2026-12-01T03:35:12Z", "services": [{
+        "name": "gptoss", "engine": "llamacpp", "model": "gpt-oss-20b", "skipped": None,
+        "llama_bench": {"backends": "CUDA", "build_commit": "0c1e57098", "tests": tests}, "vllm_bench": None,
+        "load": {"clients": 8, "requests": 32, "completed": 32, "errors": 0, "aggregate_tokens_per_second": 301.4,
+                 "ttft_ms": {"p50": 180.2, "p95": 402.7}}}]}
+    return fleet.fleet_data([{"host": "spark-1", "report": report}], ["spark-1"], BASELINES, now=NOW)
+
+
+def test_bench_figures_go_beside_the_published_figure_of_the_same_test():
+    data = benched_spark()
+    bench = data["hosts"][0]["bench"]
+    assert (bench["measured_at"], bench["age"]) == ("2026-12-01 03:35:12 UTC", "5 min")
+    published = [(row["test"], row["tokens_per_second"], row["baseline"]["test"]) for row in bench["llama_bench"]]
+    # pp512 has no published figure of its own: the platform's pp figure stands beside it, named by its test.
+    assert published == [("tg32", 80.52, "tg32"), ("pp512", 3305.1, "pp2048"), ("pp2048", 3650.44, "pp2048")]
+    [group] = data["bars"]
+    assert (group["measured"], group["bench_tg"], group["bench_tg_test"], group["baseline"]) == (78.4, 80.52, "tg32", 84.10)
+    # The chart's prompt processing group is the test the source published (pp2048), not the first one.
+    assert (group["bench_pp"], group["bench_pp_test"], group["baseline_pp"]) == (3650.44, "pp2048", 3782.76)
+    assert (group["load_tps"], group["load_clients"]) == (301.4, 8)
+    # Measurements do not move the digest: bench leaves the report unchanged in substance.
+    plain = fleet.fleet_data([{"host": "spark-1", "report": json.loads((FIXTURES / "spark-1.json").read_text())}],
+                             ["spark-1"], BASELINES, now=NOW)
+    assert plain["digest"] == data["digest"] and plain["hosts"][0]["bench"] is None
+
+
+def test_both_pages_show_the_bench_tables():
+    data = benched_spark()
+    text = fleet.render_markdown(data, "fleet-tokens.png")
+    assert "Benchmarks (playbooks/bench.yml) measured 2026-12-01 03:35:12 UTC (5 min ago)." in text
+    assert "| gptoss | gpt-oss-20b | tg32 | 80.52 | 0.31 | CUDA | 84.1 (tg32) |" in text
+    assert "| gptoss | gpt-oss-20b | pp512 | 3305.10 | 12.00 | CUDA | 3782.8 (pp2048) |" in text
+    assert "| gptoss | gpt-oss-20b | 8 | 32 | 0 | 301.4 | 180.2 | 402.7 |" in text
+    page = fleet.render_html(data)
+    assert "<h3>llama-bench</h3>" in page and "<h3>Load test (clients at once, streamed chat completions)</h3>" in page
+    assert '<td class="num">301.4</td><td class="num">180.2</td><td class="num">402.7</td>' in page
+
+
+def test_a_host_benchmarked_before_verify_wrote_its_report_still_gets_bars():
+    report = {"host": "new-1", "services": [], "bench": {"measured_at": "2026-12-01T03:35:12Z", "services": [
+        {"name": "chat", "model": "gemma-3-270m", "skipped": None, "vllm_bench": None, "load": None,
+         "llama_bench": {"tests": [{"test": "tg16", "metric": "tg", "tokens_per_second": 75.2}]}}]}}
+    data = fleet.fleet_data([{"host": "new-1", "report": report}], ["new-1"], BASELINES, now=NOW)
+    assert [(group["model"], group["measured"], group["bench_tg"]) for group in data["bars"]] == [("gemma-3-270m", None, 75.2)]
+
+
+@pytest.mark.skipif(not fleet.HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_with_bench_figures_the_chart_has_a_prompt_processing_panel_too(data):
+    height = int.from_bytes(fleet.chart_png(data)[20:24], "big")
+    benched = fleet.chart_png(benched_spark())
+    assert int.from_bytes(benched[20:24], "big") > 1.8 * height
