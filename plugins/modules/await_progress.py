@@ -15,11 +15,11 @@ description:
   - Waits for the jobs a task started with C(async) and C(poll=0) (its registered result, or the C(results) of its
     loop) and returns their results in C(results), as the same task without C(async) would have (each with its
     loop item). The task fails when a job failed, naming it.
-  - While they run, prints one line per job every O(interval) seconds, named after the host and the job -
+  - "While they run, prints one line per job every O(interval) seconds, named after the host and the job -
     C([gpu-1] gemma-3-270m: 43% 104.2/240.1 MB at 12.3 MB/s, ETA 11 s) for a download (O(progress_files)),
-    C([gpu-1] llama.cpp: step 5/12: RUN cmake ... (3 min 20 s)) for an image build (O(build_logs)), and a last line
+    C([gpu-1] llama.cpp: step 5/12: RUN cmake ...) and the time so far for an image build (O(build_logs)), and a last line
     when a job that was shown ends. The lines are printed by Ansible's display, so they show with any stdout callback
-    at any verbosity; under the linear strategy every host waits at once and their lines interleave.
+    at any verbosity; under the linear strategy every host waits at once and their lines interleave."
   - The progress is read on the host through the connection (one shell command per round, with become when the task
     has it); the jobs' status with M(ansible.builtin.async_status), whose job files it removes once read.
   - A job that the task did not start (skipped, failed to start, or run without C(async)) is returned as it is.

@@ -143,7 +143,7 @@ options:
         when the run ends.
       - For a task run with C(async) - M(gpufleet.inference.await_progress) reads it and shows the progress.
       - Outside O(dest); written only while this run holds the lock of O(dest), and not at all when its directory
-        is missing (progress is for watching: the download does not fail for it).
+        is missing (progress is for watching, and the download does not fail for it).
     type: path
 requirements:
   - huggingface_hub on the managed host, for O(hf_repo) sources (not with O(offline=true)); tested with 2.4
