@@ -135,7 +135,7 @@ BUILDKIT = """\
 
 @pytest.mark.parametrize("text, step", [
     (CLASSIC, "step 3/3: RUN cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=121 -DGG..."),  # 72 characters
-    (CLASSIC.split("Step 3/3")[0], "step 2/3: RUN sleep 1 && echo one"),
+    (CLASSIC.split("Step 3/3", maxsplit=1)[0], "step 2/3: RUN sleep 1 && echo one"),
     (BUILDKIT, "build step 3/6: RUN cmake -B build -DGGML_VULKAN=ON"),
     (BUILDKIT + "#8 [2/2] COPY --from=build /app /app\n#8 DONE 0.3s\n", "step 2/2: COPY --from=build /app /app"),
     (BUILDKIT + "#9 exporting to image\n#9 exporting layers 0.5s done\n#9 naming to docker.io/x:1 done\n",
@@ -148,5 +148,5 @@ def test_build_step(text, step):
 
 
 def test_build_line():
-    assert _progress.build_line(CLASSIC.split("Step 3/3")[0], 200) == "step 2/3: RUN sleep 1 && echo one (3 min 20 s)"
+    assert _progress.build_line(CLASSIC.split("Step 3/3", maxsplit=1)[0], 200) == "step 2/3: RUN sleep 1 && echo one (3 min 20 s)"
     assert _progress.build_line("", 4) == "starting (4 s)"
