@@ -152,7 +152,7 @@ class ActionModule(ActionBase):
         if status.get("finished"):
             self._cleanup(job["ansible_job_id"])
         if self._build and final.get("failed") and self._files and self._files[index]:
-            tail = self._read([self._files[index]])[0].splitlines()[-BUILD_TAIL_LINES:]
+            tail = _progress.plain(self._read([self._files[index]])[0]).splitlines()[-BUILD_TAIL_LINES:]
             final["build_log_tail"] = tail
             final["msg"] = "%s (the last lines of %s are in build_log_tail)" % (
                 final.get("msg") or "the build failed", self._files[index])

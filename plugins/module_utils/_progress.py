@@ -30,6 +30,10 @@ _CLASSIC_STEP = re.compile(r"^Step (?P<n>\d+)/(?P<total>\d+) : (?P<instruction>.
 # BuildKit (--progress=plain): "#7 [build 3/6] RUN cmake ...", "#9 [2/3] COPY ...", "#12 exporting to image".
 _BUILDKIT_STEP = re.compile(r"^#\d+ (?:\[(?P<stage>[^\]]*?)\s*(?P<n>\d+)/(?P<total>\d+)\] (?P<instruction>.*)"
                             r"|(?P<export>exporting to image))$")
+# What CMake's generated Makefiles (and ninja) print while they compile: "[ 14%] Building C object ...", BuildKit
+# puts "#7 12.97 " before it.
+_COMPILE_PERCENT = re.compile(r"\[\s*(?P<percent>\d{1,3})%\]")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class ProgressFile:
@@ -187,18 +191,28 @@ def download_done_line(result):
     return "%s (%s/s)" % (line, human_bytes(rate)) if rate else line
 
 
+def plain(text):
+    """``text`` without the terminal's colour codes (the classic builder colours what a step writes to stderr)."""
+    return _ANSI.sub("", text or "")
+
+
 def build_step(text):
     """The step a build is at, from the end of its output: ``'step 5/12: RUN cmake ...'``, or ``None``.
 
     The classic builder prints ``Step 5/12 : RUN cmake ...`` as a step begins; BuildKit with ``--progress=plain``
     prints ``#7 [build 3/6] RUN cmake ...`` (``build`` being the stage) as it starts a step, and ``#12 exporting to
     image`` at the end. The last such line is the step running now (BuildKit may run steps of two stages at once:
-    the last one started is shown).
+    the last one started is shown). When the step compiles with CMake, its last ``[ 14%]`` comes with it:
+    ``'step 6/30 at 14%: RUN cmake ...'``.
     """
-    for line in reversed((text or "").splitlines()):
+    percent = None
+    for line in reversed(plain(text).splitlines()):
         line = line.strip()
         match = _CLASSIC_STEP.match(line) or _BUILDKIT_STEP.match(line)
         if not match:
+            found = _COMPILE_PERCENT.search(line) if percent is None else None
+            if found:
+                percent = found.group("percent")
             continue
         groups = match.groupdict()
         if groups.get("export"):
@@ -207,7 +221,8 @@ def build_step(text):
         if len(instruction) > STEP_WIDTH:
             instruction = instruction[:STEP_WIDTH - 3] + "..."
         stage = groups.get("stage")
-        return "%sstep %s/%s: %s" % ("%s " % stage if stage else "", groups["n"], groups["total"], instruction)
+        return "%sstep %s/%s%s: %s" % ("%s " % stage if stage else "", groups["n"], groups["total"],
+                                       " at %s%%" % percent if percent is not None else "", instruction)
     return None
 
 

@@ -7,6 +7,7 @@ tests/collection/playbooks/build_progress.yml; the image gets a name of this tes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,8 +21,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BASE = "gpufleet/debian:bookworm"
-# "[localhost] gpufleet-progress-test:ab12: step 2/4: RUN sleep 2 && echo two (3 s)" (BuildKit: "[2/4]")
-STEP = re.compile(r"^\[localhost\] (?P<tag>\S+): step (?P<n>\d)/4: (?P<instruction>.+) \((?P<seconds>\d+) s\)$", re.M)
+# "[localhost] gpufleet-progress-test:ab12: step 2/5: RUN sleep 2 && echo two (3 s)" (BuildKit: "[2/4]"; the classic
+# builder has a step more, for the labels)
+STEP = re.compile(r"^\[localhost\] (?P<tag>\S+): step (?P<n>\d)/\d: (?P<instruction>.+) \((?P<seconds>\d+) s\)$", re.M)
 
 
 def docker_ok():
@@ -35,9 +37,15 @@ pytestmark = pytest.mark.skipif(not docker_ok(), reason="needs a Docker engine w
 
 @pytest.fixture
 def tag():
+    """An image name of this test's own; the image, and the container a failed step leaves, go after the test."""
     name = "gpufleet-progress-test:%s" % uuid.uuid4().hex[:12]
     yield name
     subprocess.run(["docker", "image", "rm", "--force", name], capture_output=True, check=False)
+    listed = subprocess.run(["docker", "ps", "--all", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
+                            capture_output=True, text=True, check=False).stdout
+    for line in listed.splitlines():
+        if name.split(":")[1] in line:
+            subprocess.run(["docker", "rm", "--force", line.split()[0]], capture_output=True, check=False)
 
 
 def play(tmp_path, tag, dockerfile):
@@ -62,11 +70,13 @@ def test_build_shows_its_step_and_time(tmp_path, tag):
     assert [int(s["n"]) for s in steps] == sorted(int(s["n"]) for s in steps)
     assert [int(s["seconds"]) for s in steps] == sorted(int(s["seconds"]) for s in steps)
     assert re.search(r"^\[localhost\] %s: done after \d+ s$" % re.escape(tag), proc.stdout, re.M), proc.stdout
-    assert subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode == 0
+    labels = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
+                            capture_output=True, text=True, check=True).stdout
+    assert json.loads(labels)["org.example.title"] == "a test (cpu)"
 
 
 def test_failed_build_says_so_with_the_end_of_its_output(tmp_path, tag):
-    proc = play(tmp_path, tag, "FROM %s\nRUN sleep 2 && echo about to fail && false\n" % BASE)
+    proc = play(tmp_path, tag, "FROM %s\nRUN sleep 2 && echo about to fail %s && false\n" % (BASE, tag.split(":")[1]))
 
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "1 of 1 jobs failed: %s" % tag in proc.stdout

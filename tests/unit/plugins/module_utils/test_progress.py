@@ -136,7 +136,12 @@ BUILDKIT = """\
 @pytest.mark.parametrize("text, step", [
     (CLASSIC, "step 3/3: RUN cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=121 -DGG..."),  # 72 characters
     (CLASSIC.split("Step 3/3", maxsplit=1)[0], "step 2/3: RUN sleep 1 && echo one"),
-    (BUILDKIT, "build step 3/6: RUN cmake -B build -DGGML_VULKAN=ON"),
+    (BUILDKIT, "build step 3/6 at 14%: RUN cmake -B build -DGGML_VULKAN=ON"),
+    (BUILDKIT.split("#7 12.97", maxsplit=1)[0], "build step 3/6: RUN cmake -B build -DGGML_VULKAN=ON"),
+    (CLASSIC + "[  2%] Building C object ggml.c.o\n\x1b[91mwarning: x\n\x1b[0m[  3%] Building CXX object a.o\n",
+     "step 3/3 at 3%: RUN cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=121 -DGG..."),
+    # A percent printed by an earlier step is not this step's.
+    ("Step 1/2 : RUN make\n[ 50%] Building a.o\nStep 2/2 : COPY a /a\n", "step 2/2: COPY a /a"),
     (BUILDKIT + "#8 [2/2] COPY --from=build /app /app\n#8 DONE 0.3s\n", "step 2/2: COPY --from=build /app /app"),
     (BUILDKIT + "#9 exporting to image\n#9 exporting layers 0.5s done\n#9 naming to docker.io/x:1 done\n",
      "exporting to image"),
@@ -145,6 +150,10 @@ BUILDKIT = """\
 ])
 def test_build_step(text, step):
     assert _progress.build_step(text) == step
+
+
+def test_plain_removes_colour_codes():
+    assert _progress.plain("\x1b[91mCMake Warning at x\x1b[0m\n") == "CMake Warning at x\n"
 
 
 def test_build_line():
