@@ -11,6 +11,7 @@ import shlex
 
 from ansible.errors import AnsibleFilterError
 
+
 def docker_build_command(context, tag, labels=None, dockerfile="Dockerfile"):
     """The shell command that builds ``context`` into ``tag`` with ``labels``.
 

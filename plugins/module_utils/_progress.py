@@ -33,6 +33,11 @@ _BUILDKIT_STEP = re.compile(r"^#\d+ (?:\[(?P<stage>[^\]]*?)\s*(?P<n>\d+)/(?P<tot
 # What CMake's generated Makefiles (and ninja) print while they compile: "[ 14%] Building C object ...", BuildKit
 # puts "#7 12.97 " before it.
 _COMPILE_PERCENT = re.compile(r"\[\s*(?P<percent>\d{1,3})%\]")
+# The context going to the engine, before the first step: "Sending build context to Docker daemon  876.1MB" (classic),
+# "#5 [internal] load build context" then "#5 transferring context: 876.12MB 12.1s" (BuildKit).
+_CONTEXT = re.compile(r"^(?:Sending build context to Docker daemon\s+(?P<size>\S+)"
+                      r"|#\d+ \[internal\] load build context"
+                      r"|#\d+ transferring context: (?P<sent>\S+).*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -209,6 +214,10 @@ def build_step(text):
     for line in reversed(plain(text).splitlines()):
         line = line.strip()
         match = _CLASSIC_STEP.match(line) or _BUILDKIT_STEP.match(line)
+        sending = _CONTEXT.match(line) if not match else None
+        if sending:
+            size = sending.group("size") or sending.group("sent")
+            return "sending the build context%s" % (" (%s so far)" % size if size else "")
         if not match:
             found = _COMPILE_PERCENT.search(line) if percent is None else None
             if found:

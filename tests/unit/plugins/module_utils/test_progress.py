@@ -146,6 +146,11 @@ BUILDKIT = """\
     (BUILDKIT + "#9 exporting to image\n#9 exporting layers 0.5s done\n#9 naming to docker.io/x:1 done\n",
      "exporting to image"),
     ("#1 [internal] load build definition from Dockerfile\n", None),
+    ("DEPRECATED: The legacy builder is deprecated\nSending build context to Docker daemon  450.2MB\r",
+     "sending the build context (450.2MB so far)"),
+    ("#4 [internal] load build context\n", "sending the build context"),
+    ("#4 [internal] load build context\n#4 transferring context: 301.99MB 5.0s\n",
+     "sending the build context (301.99MB so far)"),
     ("", None),
 ])
 def test_build_step(text, step):
