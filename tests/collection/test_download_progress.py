@@ -52,8 +52,8 @@ def hub(tmp_path, content):
         yield server
 
 
-def inventory(tmp_path, hub, content):
-    models = [
+def inventory(tmp_path, hub, content, models=None):
+    models = models or [
         {"name": "hub-model", "hf": {"repo": REPO, "files": ["tiny.gguf"]}},
         {"name": "url-model", "url": "%s/files/%s/tiny.gguf" % (hub.url, REPO),
          "sha256": hashlib.sha256(content).hexdigest()},
@@ -68,7 +68,7 @@ def inventory(tmp_path, hub, content):
     return path
 
 
-def play(inventory_path, *args):
+def play(inventory_path, *args, rc=0):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", HF_HUB_DISABLE_TELEMETRY="1",
                NO_PROXY="127.0.0.1,localhost")
@@ -76,7 +76,7 @@ def play(inventory_path, *args):
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory_path),
                            "tests/collection/playbooks/download_progress.yml", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == rc, proc.stdout + proc.stderr
     return proc.stdout
 
 
@@ -89,8 +89,8 @@ def test_downloads_show_percent_bytes_rate_and_eta_per_host_and_model(tmp_path, 
 
     checked = play(inventory_path, "--check")
     assert not any((tmp_path / host).exists() for host in HOSTS), checked
-    # The directory and the two models would change; each model says what it would fetch.
-    assert all("changed=3" in recap(checked, host) for host in HOSTS), checked
+    # The directory and the models would change.
+    assert all("changed=2" in recap(checked, host) for host in HOSTS), checked
     assert not PROGRESS.search(checked), checked
 
     stdout = play(inventory_path)
@@ -115,7 +115,7 @@ def test_downloads_show_percent_bytes_rate_and_eta_per_host_and_model(tmp_path, 
         assert (models / "hub-model" / "tiny.gguf").read_bytes() == content
         assert (models / "url-model" / "tiny.gguf").read_bytes() == content
         assert sorted(p.name for p in models.iterdir()) == ["hub-model", "url-model"]  # no progress file left
-        assert "changed=3" in recap(stdout, host) and "failed=0" in recap(stdout, host), stdout  # the directory too
+        assert "changed=2" in recap(stdout, host) and "failed=0" in recap(stdout, host), stdout  # the directory too
     assert hub.served("tiny.gguf") == 4 * SIZE
 
     again = play(inventory_path)
@@ -123,3 +123,23 @@ def test_downloads_show_percent_bytes_rate_and_eta_per_host_and_model(tmp_path, 
     assert not PROGRESS.search(again) and not DONE.search(again), again
     assert all("changed=0" in recap(again, host) for host in HOSTS), again
     assert hub.served("tiny.gguf") == 4 * SIZE
+
+
+def test_failed_downloads_are_named_with_their_reason_after_the_others_ended(tmp_path, hub, content):
+    models = [
+        {"name": "good", "hf": {"repo": REPO, "files": ["tiny.gguf"]}},
+        {"name": "missing", "hf": {"repo": REPO, "files": ["absent.gguf"]}},
+        {"name": "bad-hash", "url": "%s/files/%s/tiny.gguf" % (hub.url, REPO), "sha256": "0" * 64},
+    ]
+
+    stdout = play(inventory(tmp_path, hub, content, models), "--limit", HOSTS[0], rc=2)
+
+    message = re.search(r"^    msg:\n((?:        .*\n)+)", stdout, re.M) or re.search(r"^    msg: (.*)$", stdout, re.M)
+    assert message, stdout
+    text = " ".join(message.group(1).split())
+    assert "missing: " in text and "absent.gguf" in text, stdout
+    assert "bad-hash: " in text and "sha256 mismatch" in text, stdout
+    assert "good:" not in text
+    assert re.search(r"^\[gpu-a\] good: done, 4\.0 MB in \d+ s", stdout, re.M), stdout
+    assert (tmp_path / HOSTS[0] / "models" / "good" / "tiny.gguf").read_bytes() == content
+    assert not (tmp_path / HOSTS[0] / "models" / "bad-hash" / "tiny.gguf").exists()
