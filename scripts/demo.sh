@@ -57,10 +57,27 @@ fi
 log "site.yml took $(( $(date +%s) - start )) s"
 
 python3 - "$GPUFLEET_ROOT/reports/localhost.json" <<'PY'
-import json, sys
+import json, sys, urllib.request
+
+def ask(svc, question):
+    """The endpoint's answer to a plain question, as any OpenAI client would get it."""
+    with open(svc["api_key_file"], encoding="utf-8") as handle:
+        key = handle.read().strip()
+    body = {"model": svc["model"], "max_tokens": 64, "messages": [{"role": "user", "content": question}]}
+    request = urllib.request.Request(f"{svc['base_url']}/chat/completions", json.dumps(body).encode(),
+                                     {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response)["choices"][0]["message"]["content"].strip()
+    except (OSError, ValueError, KeyError) as exc:
+        return f"(no answer: {exc})"
+
 report = json.load(open(sys.argv[1]))
 for svc in report["services"]:
+    question = "What is the capital of France?"
     print(f"""
+  asked      {question}
+  answered   {ask(svc, question)}
   endpoint   {svc['base_url']}
   model      {svc['model']}   (served: {', '.join(svc['models'])})
   API key    {svc['api_key_file']}   (0400 file on this host, readable by the engine's user and root)
@@ -70,6 +87,6 @@ for svc in report["services"]:
 
   curl -s {svc['base_url']}/chat/completions \\
     -H "Authorization: Bearer $(cat {svc['api_key_file']})" -H 'Content-Type: application/json' \\
-    -d '{{"model": "{svc['model']}", "messages": [{{"role": "user", "content": "Say hello."}}]}}'
+    -d '{{"model": "{svc['model']}", "messages": [{{"role": "user", "content": "What is the capital of France?"}}]}}'
 """)
 PY

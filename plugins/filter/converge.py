@@ -19,6 +19,8 @@ description:
     and how the run is driven (C(gpufleet_skip_unchanged), C(gpufleet_unchanged_max_age), C(gpufleet_target),
     C(gpufleet_serial), C(gpufleet_max_fail_percentage), C(gpufleet_rollout_*)).
   - A variable that cannot be resolved counts by its name only.
+  - A file on the controller that the inventory names, a service's C(chat_template) given as a path, counts by its
+    content.
 options:
   _input:
     description: The host's variables, C(hostvars[inventory_hostname]).
@@ -120,7 +122,23 @@ def converge_inputs_digest(variables, root=COLLECTION_ROOT):
     chosen = {name: _resolved(variables, name) for name in sorted(variables.keys()) if _counts(name, facts)}
     digest = hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode())
     digest.update(code_digest(root).encode())
+    for path in _controller_files(chosen.get("gpufleet_services")):
+        # A file the inventory names on the controller (a chat template) counts by its content.
+        digest.update(path.encode() + b"\0")
+        try:
+            with open(path, "rb") as handle:
+                digest.update(hashlib.sha256(handle.read()).digest())
+        except OSError:
+            digest.update(b"<missing>")
     return digest.hexdigest()
+
+
+def _controller_files(services):
+    """The controller files the services name: each ``chat_template`` given as an absolute path."""
+    if not isinstance(services, list):
+        return []
+    return sorted({s["chat_template"] for s in services if isinstance(s, dict) and isinstance(s.get("chat_template"), str)
+                   and os.path.isabs(s["chat_template"]) and "{" not in s["chat_template"]})
 
 
 class FilterModule:

@@ -16,7 +16,7 @@ import shlex
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpufleet.inference.plugins.module_utils import _lanes, _tls, _validate
+from ansible_collections.gpufleet.inference.plugins.module_utils import _chat_template, _lanes, _tls, _validate
 
 
 ENGINES = ("llamacpp", "vllm")
@@ -52,7 +52,7 @@ LOOPBACK_NAMES = ("localhost",)
 SERVICE_KEYS = (
     "name", "engine", "model", "model_file", "served_name", "port", "container_port", "bind_address", "context",
     "parallel", "gpu_layers", "args", "environment", "api_key", "api_key_required", "public_without_key", "proxy",
-    "health_start_period", "restart", "log_verbosity", "user", "tls",
+    "health_start_period", "restart", "log_verbosity", "user", "tls", "chat_template", "stop",
     # vLLM
     "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "dtype", "quantization", "kv_cache_dtype",
     "enforce_eager", "hub_cache", "ipc", "shm_size", "ulimits", "trust_remote_code",
@@ -177,6 +177,11 @@ def inference_services_errors(services, models, gpu_count=None):
         if user is not None and engine == "vllm":
             errors.append(f"{where}.user is a llama.cpp setting: vLLM services run as root (docs/security.md)")
         errors += _tls.tls_errors(service, where)
+        if "lanes" in service:
+            errors += [f"{where}.{key} is a setting of a service with one model; give a lane's template in its args"
+                       for key in ("chat_template", "stop") if key in service]
+        else:
+            errors += _chat_template.errors(service, where, engine, read=_read_text)
         if "api_key" in service and _validate.api_key_error(service["api_key"]):
             errors.append(f"{where}.api_key {_validate.api_key_error(service['api_key'])}")
         if not keyed(service):
@@ -211,6 +216,67 @@ def inference_services_errors(services, models, gpu_count=None):
                 if key in service:
                     errors.append(f"{where}.{key} is a vLLM setting; this service's engine is {engine}")
     return errors
+
+
+def _read_text(path):
+    """A file's text on the controller, or None when there is no such file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(_chat_template.MAX_BYTES + 1)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def inference_chat_template_files(services):
+    """The template files the services' ``chat_template`` asks for: ``[{service, name, content}]``."""
+    files = []
+    for service in services or []:
+        if isinstance(service, dict) and "lanes" not in service and _chat_template.needs_file(service):
+            value = service["chat_template"]
+            content = value if _chat_template.kind(value) == "inline" else _read_text(value)
+            if content is None:
+                raise AnsibleFilterError(f"gpufleet_services ({service['name']}).chat_template: there is no file "
+                                         f"{value} on the controller")
+            files.append({"service": service["name"], "name": _chat_template.file_name(service), "content": content})
+    return files
+
+
+def inference_chat_templates(services, gguf=None, model_files=None):
+    """Where each service's chat template comes from, and the warnings to give.
+
+    ``gguf`` is gguf_metadata's ``files`` (path -> metadata) for the served files, ``model_files`` the file each
+    service serves (service name -> path on the host). Returns ``{"services": {name: {source, name, file}},
+    "warnings": [...], "unset_by_file": {path: [names]}}`` (the files served by services that set no template, for
+    gguf_metadata's warn_if_no_template); services with lanes are left out.
+    """
+    gguf, model_files = gguf or {}, model_files or {}
+    result = {"services": {}, "warnings": [], "unset_by_file": {}}
+    for service in services or []:
+        if not isinstance(service, dict) or "lanes" in service or service.get("engine", "llamacpp") != "llamacpp":
+            continue
+        path = model_files.get(service["name"])
+        meta = gguf.get(path) if path else None
+        if meta is not None:
+            meta = dict(meta, file=path.rsplit("/", 1)[-1])
+        described = _chat_template.describe(service, meta)
+        warning = described.pop("warning")
+        if warning:
+            result["warnings"].append(warning)
+        result["services"][service["name"]] = dict(described, file=path)
+        if path and service.get("chat_template") is None:
+            result["unset_by_file"].setdefault(path, []).append(service["name"])
+    return result
+
+
+def _chat_template_mount(service, doc, settings):
+    """Mount a service's template file, and label the container with its digest (a new template recreates it)."""
+    if not _chat_template.needs_file(service):
+        return
+    name = _chat_template.file_name(service)
+    directory = settings.get("chat_templates_dir") or settings["secrets_dir"].rsplit("/", 1)[0] + "/chat-templates"
+    doc["volumes"].append(f"{directory}/{name}:{_chat_template.CONTAINER_DIR}/{name}:ro")
+    content = next(f["content"] for f in inference_chat_template_files([service]))
+    doc["labels"]["org.gpufleet.chat-template"] = _chat_template.digest(content)[:16]
 
 
 def inference_tensor_parallel_errors(services, gpu_count, where=None):
@@ -369,6 +435,7 @@ def _llamacpp(service, settings):
         command += ["--parallel", str(service["parallel"])]
     if service.get("gpu_layers") is not None:
         command += ["--n-gpu-layers", str(service["gpu_layers"])]
+    command += _chat_template.llamacpp_flags(service)
     # 4 (trace) logs, at start-up, the backends loaded, the devices the model uses and the layers offloaded: the
     # verify role reads what the server really runs on from there. 3 is llama-server's default.
     command += ["--log-verbosity", str(service.get("log_verbosity", LOG_VERBOSITY))]
@@ -388,6 +455,7 @@ def _llamacpp(service, settings):
             "start_period": health_start,
         },
     })
+    _chat_template_mount(service, doc, settings)
     return _ordered(doc)
 
 
@@ -428,6 +496,7 @@ def _vllm(service, settings):
         command.append("--enforce-eager")
     if service.get("trust_remote_code") is True:
         command.append("--trust-remote-code")
+    command += _chat_template.vllm_flags(service)
     command += [str(arg) for arg in service.get("args", [])]
     doc, health_start = _common(service, settings, "vllm")
     environment = doc["environment"]
@@ -448,6 +517,7 @@ def _vllm(service, settings):
     volumes += [f"{settings.get('hf_cache_dir', '/opt/gpufleet/hf-cache')}:/root/.cache/huggingface",
                 f"{settings.get('vllm_cache_dir', '/opt/gpufleet/vllm-cache')}:/root/.cache/vllm"]
     doc.update({"command": command, "volumes": volumes})
+    _chat_template_mount(service, doc, settings)
     if settings.get("hf_token_file"):
         doc["env_file"] = [settings["hf_token_file"]]
     ipc = service.get("ipc", None if service.get("shm_size") else "host")
@@ -952,4 +1022,6 @@ class FilterModule:
             "inference_lane_files": inference_lane_files,
             "inference_model_uses": inference_model_uses,
             "inference_served_models": inference_served_models,
+            "inference_chat_templates": inference_chat_templates,
+            "inference_chat_template_files": inference_chat_template_files,
         }

@@ -81,10 +81,13 @@ def _health(status):
 
 def containers_of(listing):
     """The stack's containers from ``GET /containers/json?all=1`` (filtered by label): per name, what identifies it,
-    its state, and the read-only files it mounts with the Compose files that made it."""
+    its state, and the read-only files it mounts with the Compose files that made it. One-off containers
+    (``docker compose run``: a tool the ops playbook runs beside the servers) are not the stack's."""
     found = {}
     for container in listing:
         labels = container.get("Labels") or {}
+        if str(labels.get("com.docker.compose.oneoff", "")).lower() == "true":
+            continue
         name = (container.get("Names") or ["?"])[0].lstrip("/")
         mounts = sorted(m["Source"] for m in container.get("Mounts") or []
                         if m.get("Type") == "bind" and not m.get("RW", True) and m.get("Source"))

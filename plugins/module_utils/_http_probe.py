@@ -34,6 +34,8 @@ BODY_LIMIT = 500  # characters of a response body quoted in a failure message
 MAX_BODY = 16 * 1024 * 1024  # bytes read from a non-streamed response at most
 MAX_LINE = 1024 * 1024  # bytes of one line of an event stream at most
 DEFAULT_PROMPT = "Write a haiku about GPUs."
+# A stop string no answer contains: it stands in for the service's default ones while decoding is measured.
+NO_STOP = "<|gpufleet-probe: no stop|>"
 REDACTED = "********"
 AUTH_HEADERS = ("authorization", "x-api-key")
 STEPS = ("health", "models", "unauthorized", "chat", "stream")
@@ -356,6 +358,11 @@ class InferenceProbe:
         if stream:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
+            # The streamed request measures decoding: max_tokens tokens, whatever the model would say. Both engines
+            # take ignore_eos; a request's own stop replaces a service's default stop strings (llama.cpp's
+            # --reverse-prompt, which end a base model's answer after a few words).
+            payload["ignore_eos"] = True
+            payload["stop"] = [NO_STOP]
         return payload
 
     # -- steps --------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ import glob
 import math
 import re
 
+from ansible_collections.gpufleet.inference.plugins.module_utils._gguf import field_value as _field
+
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 
@@ -271,16 +273,6 @@ def _gguf_shards(path, reader):
         return []
     return sorted(p for p in glob.glob("%s-*-of-%s.gguf" % (glob.escape(match.group(1)), match.group(3)))
                   if p != path)
-
-
-def _field(reader, key):
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    try:
-        return field.contents()
-    except (AttributeError, IndexError, ValueError):
-        return None
 
 
 def _load_gguf():

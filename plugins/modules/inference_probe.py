@@ -26,7 +26,9 @@ description:
     the key.
   - C(chat) - C(POST /v1/chat/completions), not streamed, C(temperature=0), must return a choice with some
     content (or reasoning content).
-  - C(stream) - the same request streamed as server-sent events, asking for a usage chunk. Measures the time
+  - C(stream) - the same request streamed as server-sent events, asking for a usage chunk, with C(ignore_eos) and a
+    stop string no answer contains (in place of the service's own, C(stop)), so that it decodes O(max_tokens)
+    tokens however short the model's answer would be. Measures the time
     to the first token (the first chunk whose delta carries text) and the decode speed seen by the client,
     (completion tokens - 1) / (time of the last token - time of the first). The completion tokens are taken
     from the usage chunk, or counted as chunks when the server sends none. The server's own figures

@@ -100,3 +100,14 @@ def test_an_unresolved_variable_counts_by_its_name(code):
 def test_the_real_collection_has_a_code_digest():
     converge._code_digest.clear()
     assert len(converge.code_digest()) == 64
+
+
+def test_an_edited_chat_template_file_changes_it(code, tmp_path):
+    """The inventory names the file, not its content: an edit to the template must still reach the host."""
+    template = tmp_path / "qa.jinja"
+    template.write_text("{{ messages[0]['content'] }}")
+    services = [{"name": "chat", "model": "gemma", "port": 8080, "chat_template": str(template)}]
+    before = digest(host(gpufleet_services=services), code)
+    assert digest(host(gpufleet_services=services), code) == before
+    template.write_text("Question: {{ messages[0]['content'] }}")
+    assert digest(host(gpufleet_services=services), code) != before

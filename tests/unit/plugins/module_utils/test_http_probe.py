@@ -210,6 +210,8 @@ def test_chat_payload():
     streamed = probe.chat_payload("m", "p", 8, stream=True)
     assert streamed["stream"] is True
     assert streamed["stream_options"] == {"include_usage": True}
+    # Decoding is measured over max_tokens tokens: neither the end of the answer nor a service's stop strings cut it.
+    assert streamed["ignore_eos"] is True and streamed["stop"] == ["<|gpufleet-probe: no stop|>"]
 
 
 # -- the health loop, on a fake clock -------------------------------------------------------------

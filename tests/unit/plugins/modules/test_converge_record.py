@@ -123,6 +123,17 @@ def test_another_projects_containers_do_not_count(host):
     assert reasons(host) == []
 
 
+def test_a_tool_run_beside_the_stack_does_not_count(host):
+    """``docker compose run`` (the ops playbook's tools, bench.yml's llama-bench) makes a one-off container of the
+    project, created or running while the tool runs: it is not one of the stack's servers."""
+    recorded(host)
+    host["api"].add("t1", "gpufleet-chat-run-0123abcd", "sha256:img1",
+                    dict(labels("chat"), **{"com.docker.compose.oneoff": "True"}), [], state="created")
+    assert reasons(host) == []
+    result = recorded(host)
+    assert list(result["containers"]) == ["gpufleet-chat-1"]
+
+
 def test_a_changed_model_or_key_the_stack_mounts(host):
     recorded(host)
     bump(host["files"]["model.gguf"])

@@ -125,7 +125,8 @@ def test_happy_path():
     assert plain[0]["authorization"] == f"Bearer {KEY}"
     assert plain[1] == {"model": MODEL, "messages": [{"role": "user", "content": "Write a haiku about GPUs."}],
                         "max_tokens": 64, "temperature": 0}
-    assert streamed[1] == dict(plain[1], stream=True, stream_options={"include_usage": True})
+    assert streamed[1] == dict(plain[1], stream=True, stream_options={"include_usage": True}, ignore_eos=True,
+                               stop=["<|gpufleet-probe: no stop|>"])
     assert_no_key(result)
 
 
