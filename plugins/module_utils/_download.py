@@ -517,8 +517,9 @@ class Downloader:
     """Place a list of FileSpecs under ``dest``, verified, resumable and safe against a concurrent run."""
 
     def __init__(self, dest, client=None, file_mode=None, check_mode=False, lock_timeout=600, chunk_size=CHUNK_SIZE,
-                 label=None):
+                 label=None, progress=None):
         self.dest = dest
+        self.progress = progress  # a _progress.ProgressFile told about every byte that moves, or None
         self.label = label  # what the files are (a repository, a file name), for messages
         self.client = client or HttpClient()
         self.file_mode = file_mode
@@ -674,17 +675,36 @@ class Downloader:
                 if plan.state == "fetch":
                     self._recheck(plan, record)
             self.check_space(sum(plan.still_to_fetch for plan in plans))
-            for plan in plans:
-                if plan.state == "fetch":
-                    self.fetch(plan, record)
-                elif plan.state == "verified":
-                    record.put(plan.spec.name, plan.entry)
-                elif plan.spec.source is not None and plan.entry.get("source") != plan.spec.source:
-                    # Same content, newer source (e.g. another commit of the repository): no need to hash again.
-                    plan.entry = dict(plan.entry, source=plan.spec.source)
-                    record.put(plan.spec.name, plan.entry)
-            record.save()
+            self._start_progress(plans)
+            try:
+                for plan in plans:
+                    if plan.state == "fetch":
+                        self.fetch(plan, record)
+                    elif plan.state == "verified":
+                        record.put(plan.spec.name, plan.entry)
+                    elif plan.spec.source is not None and plan.entry.get("source") != plan.spec.source:
+                        # Same content, newer source (e.g. another commit of the repository): no need to hash again.
+                        plan.entry = dict(plan.entry, source=plan.spec.source)
+                        record.put(plan.spec.name, plan.entry)
+                record.save()
+            finally:
+                if self.progress is not None:
+                    self.progress.close()
         return plans
+
+    def _start_progress(self, plans):
+        """Tell the progress file what this run fetches: the sizes of its files (when all are known), what
+        partial downloads already hold."""
+        if self.progress is None:
+            return
+        fetch = [plan for plan in plans if plan.state == "fetch"]
+        sizes = [plan.spec.size for plan in fetch]
+        total = sum(sizes) if fetch and None not in sizes else None
+        self.progress.start(total, sum(plan.partial for plan in fetch if plan.spec.url))
+
+    def _moved(self, count, spec):
+        if self.progress is not None:
+            self.progress.add(count, spec.name)
 
     def _recheck(self, plan, record):
         try:
@@ -744,6 +764,7 @@ class Downloader:
                         if not count:
                             break
                         writer.put(buf, count)
+                        self._moved(count, spec)
                 finally:
                     writer.close()
                     self.bytes_fetched += writer.written
@@ -772,9 +793,12 @@ class Downloader:
         if spec.size is not None and offset == spec.size:
             return hasher  # a previous run got every byte but stopped before the rename
 
+        resumed_from = offset
         response, offset, total = self._open_content(spec, offset, sidecar.get("etag"))
         if offset == 0:
             hasher = spec.new_hasher()
+            if resumed_from:
+                self._moved(-resumed_from, spec)  # the server sends the whole file again: the partial one goes
         etag = _strong_etag(response.headers.get("ETag"))
         if etag or total is not None:
             sidecar.update({"etag": etag, "size": spec.size if spec.size is not None else total})
@@ -799,6 +823,7 @@ class Downloader:
                         if count:
                             writer.put(buf, count)
                             received += count
+                            self._moved(count, spec)
                         if error is not None:
                             failure = _reason(error)
                         if error is not None or not count:

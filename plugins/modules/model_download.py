@@ -136,6 +136,15 @@ options:
       - Requests to the hub API go through C(huggingface_hub), which always verifies them.
     type: bool
     default: true
+  progress_file:
+    description:
+      - A file to keep up to date, while files are fetched, with the bytes done, the bytes to fetch, the file being
+        fetched and the rate over the last seconds (one JSON object, replaced at most once a second). It is removed
+        when the run ends.
+      - For a task run with C(async) - M(gpufleet.inference.await_progress) reads it and shows the progress.
+      - Outside O(dest); written only while this run holds the lock of O(dest), and not at all when its directory
+        is missing (progress is for watching, and the download does not fail for it).
+    type: path
 requirements:
   - huggingface_hub on the managed host, for O(hf_repo) sources (not with O(offline=true)); tested with 2.4
 notes:
@@ -260,6 +269,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpufleet.inference.plugins.module_utils import _hf
+from ansible_collections.gpufleet.inference.plugins.module_utils._progress import ProgressFile
 from ansible_collections.gpufleet.inference.plugins.module_utils._download import (
     DownloadError,
     Downloader,
@@ -341,6 +351,11 @@ class ModelDownload:
             self.fail("timeout must be more than 0 seconds")
         if os.path.exists(p["dest"]) and not os.path.isdir(p["dest"]):
             self.fail("dest %s exists and is not a directory" % p["dest"])
+        if p["progress_file"]:
+            progress = os.path.abspath(p["progress_file"])
+            if progress == os.path.abspath(p["dest"]) or progress.startswith(os.path.join(os.path.abspath(p["dest"]), "")):
+                self.fail("progress_file %s must be outside dest %s: dest holds only the model's files"
+                          % (p["progress_file"], p["dest"]))
         if source == "src":
             if not os.path.exists(p["src"]):
                 self.fail("src %s does not exist" % p["src"])
@@ -439,6 +454,7 @@ class ModelDownload:
                 check_mode=self.module.check_mode,
                 lock_timeout=p["lock_timeout"],
                 label=p["hf_repo"] or (specs[0].name if source == "url" else p["src"]),
+                progress=ProgressFile(p["progress_file"]) if p["progress_file"] else None,
             )
             plans = downloader.run(specs, offline=p["offline"])
         except DownloadError as exc:
@@ -502,6 +518,7 @@ def main():
             lock_timeout=dict(type="int", default=600),
             timeout=dict(type="int", default=60),
             validate_certs=dict(type="bool", default=True),
+            progress_file=dict(type="path"),
         ),
         mutually_exclusive=[("hf_repo", "url", "src"), ("files", "allow_patterns"), ("files", "ignore_patterns")],
         required_one_of=[("hf_repo", "url", "src")],

@@ -835,6 +835,40 @@ def test_two_concurrent_processes_into_one_dest_fetch_the_file_once(hub, dest, r
     assert (dest / "model.gguf").read_bytes() == content
 
 
+def test_progress_file_follows_the_transfer_and_goes_at_the_end(hub, dest, repo_files, tmp_path):
+    content = repo_files["model.gguf"]
+    hub.rate = MIB  # three seconds for the file
+    progress = tmp_path / "gemma.progress.json"
+    proc = start_module("model_download", hf(hub, dest, files=["model.gguf"], progress_file=str(progress)),
+                        dict(os.environ, HF_HOME=str(tmp_path / "hf-home")))
+    seen = []
+    while proc.poll() is None:
+        try:
+            seen.append(json.loads(progress.read_text()))
+        except (OSError, ValueError):
+            pass  # not written yet, or already removed
+        time.sleep(0.2)
+    out, err = proc.communicate(timeout=60)
+
+    assert parse_result(out)["changed"] is True, out + err
+    assert seen, "no progress was written during a three-second download"
+    assert {s["total"] for s in seen} == {len(content)}
+    assert {s["file"] for s in seen if s["done"]} == {"model.gguf"}
+    middle = [s for s in seen if 0 < s["done"] < len(content)]
+    assert middle, seen
+    assert all(0.3 * MIB < s["rate"] < 3 * MIB for s in middle if s["rate"]), middle
+    assert [s["done"] for s in seen] == sorted(s["done"] for s in seen)
+    assert not progress.exists()
+    assert listing(dest) == [".gpufleet-download.lock", ".gpufleet-verified.json", "model.gguf"]
+
+
+def test_progress_file_inside_dest_is_refused(hub, dest):
+    result = run_fail(hf(hub, dest, files=["model.gguf"], progress_file=str(dest / "progress.json")))
+
+    assert result["msg"].startswith("progress_file %s must be outside dest" % (dest / "progress.json"))
+    assert not dest.exists()
+
+
 def test_lock_held_too_long_fails_clearly(hub, dest):
     dest.mkdir(parents=True)
     with open(dest / ".gpufleet-download.lock", "w", encoding="utf-8") as handle:
