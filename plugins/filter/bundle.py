@@ -168,6 +168,20 @@ def bundle_installed_collections(names, listing):
     return found
 
 
+# collection_info keys of an installed collection's MANIFEST.json that galaxy.yml takes as they are.
+GALAXY_KEYS = ("namespace", "name", "version", "authors", "readme", "description", "license", "license_file", "tags",
+               "dependencies", "repository", "documentation", "homepage", "issues")
+
+
+def bundle_galaxy_yml(collection_info):
+    """A galaxy.yml for an installed collection (``collection_info`` of its MANIFEST.json), so that ansible-galaxy
+    builds it again as a collection tarball: a collection installed from a Python package lacks some files its
+    FILES.json lists, and a tarball of the installed tree does not install."""
+    galaxy = {key: collection_info[key] for key in GALAXY_KEYS if collection_info.get(key) not in (None, "", [], {})}
+    galaxy["build_ignore"] = ["MANIFEST.json", "FILES.json", "**/__pycache__"]
+    return galaxy
+
+
 def _model_vars(model, entry, host_dir):
     """The inventory's model as a source in the bundle on the host: the file (with its sha256) or the directory."""
     kept = {key: value for key, value in model.items() if key not in ("hf", "url", "path", "sha256")}
@@ -249,6 +263,7 @@ class FilterModule:
             "bundle_contents": bundle_contents,
             "bundle_compose_tools": bundle_compose_tools,
             "bundle_file_entries": bundle_file_entries,
+            "bundle_galaxy_yml": bundle_galaxy_yml,
             "bundle_host_plan": bundle_host_plan,
             "bundle_installed_collections": bundle_installed_collections,
             "bundle_image_ids": bundle_image_ids,
