@@ -66,9 +66,8 @@ def hub(work):
     port_file = work / "hub.port"
     server = subprocess.Popen(["python3", str(PROJECT / "tests" / "support" / "fake_hub.py"), "--root", str(work / "hub"),
                                "--port-file", str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if port_file.exists() and port_file.read_text().strip():
-            break
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (port_file.exists() and port_file.read_text().strip()):
         time.sleep(0.1)
     yield f"http://127.0.0.1:{port_file.read_text().strip()}"
     server.terminate()
@@ -182,11 +181,12 @@ def test_a_changed_bundle_file_stops_the_run_before_any_host_changes(bundle, inv
     data = wheel.read_bytes()
     wheel.unlink()
     wheel.write_bytes(data + b"\0")
-    rc, out, _ = playbook(inventory, PROJECT / "site.yml", "-e", f"gpufleet_bundle={tampered}")
+    rc, out, seconds = playbook(inventory, PROJECT / "site.yml", "-e", f"gpufleet_bundle={tampered}")
     flat = " ".join(out.split())
     assert rc != 0
     assert f"bundle file wheels/{wheel.name} has {len(data) + 1} bytes, manifest.json says {len(data)}" in flat, out[-3000:]
     assert "PLAY [Deploy]" not in out
+    print(f"a changed bundle file stopped the run in {seconds:.0f} s")
     assert on_host("test -e /var/lib/gpufleet", check=False).returncode == 1
 
 

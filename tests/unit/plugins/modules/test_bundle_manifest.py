@@ -92,8 +92,8 @@ def test_missing_truncated_and_unlisted_files_fail_by_name(bundle):
     call(bundle_manifest, {"path": str(bundle), "contents": CONTENTS})
     os.remove(bundle / "wheels/hub-1.0-py3-none-any.whl")
     (bundle / "images/llamacpp.tar").write_bytes(b"layers")
-    result = fail(bundle_verify, {"path": str(bundle), "files": ["images/llamacpp.tar", "wheels/hub-1.0-py3-none-any.whl",
-                                                                  "images/other.tar"]})
+    asked = ["images/llamacpp.tar", "wheels/hub-1.0-py3-none-any.whl", "images/other.tar"]
+    result = fail(bundle_verify, {"path": str(bundle), "files": asked})
     assert result["problems"] == [
         "bundle file images/llamacpp.tar has 6 bytes, manifest.json says 600",
         "bundle file wheels/hub-1.0-py3-none-any.whl is missing",
