@@ -2,8 +2,8 @@
 scenario serves, the model through a hub on the controller, the hub client's wheels, the Compose plugin), and
 site.yml deploying a fresh host from that bundle alone.
 
-The fresh host is a test host like the scenario's, with Docker from its distribution installed (the operating
-system's packages are not in a bundle) and then every network interface but loopback taken away: Ansible reaches it
+The fresh host is a test host like the scenario's, with Docker and Python's venv and pip from its distribution
+installed (the operating system's packages are not in a bundle) and then every network interface but loopback taken away: Ansible reaches it
 through `docker exec`, and no registry, hub, package index or git server can answer it."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def offline_host():
     try:
         on_host("for i in $(seq 50); do systemctl is-system-running -q --wait 2>/dev/null && break; sleep 0.2; done; "
                 "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
-                "docker.io python3-docker python3-requests >/dev/null && systemctl is-active docker")
+                "docker.io python3-docker python3-requests python3-venv python3-pip >/dev/null && systemctl is-active docker")
         run("docker", "network", "disconnect", "bridge", HOST)
         yield HOST
     finally:
