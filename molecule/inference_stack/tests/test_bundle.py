@@ -118,6 +118,7 @@ def inventory(work, hub):
 def bundle(work, inventory):
     rc, out, seconds = playbook(inventory, PROJECT / "playbooks" / "bundle.yml",
                                 "-e", f"gpufleet_bundle_wheels_src={CACHE / 'wheels' / 'hf'}",
+                                "-e", f"gpufleet_bundle_build_dir={work / 'build'}",
                                 "-e", f"gpufleet_bundle_compose_src={Path.home() / '.docker' / 'cli-plugins' / 'docker-compose'}")
     assert rc == 0, out[-4000:]
     TIMINGS["bundle"] = seconds
