@@ -258,10 +258,11 @@ def inventory_errors(variables):
         errors.append(f"gpufleet_platform must be {', '.join(PLATFORMS[:-1])} or {PLATFORMS[-1]} (got {platform})"
                       f"{_validate.did_you_mean(platform, PLATFORMS)}")
         platform = None
-    if "gpufleet_models_dir" in names:
-        known, value = _read(variables, "gpufleet_models_dir")
+    # gpufleet_bundle is a directory on the controller, gpufleet_bundle_host_dir one on the host (docs/offline.md).
+    for name in ("gpufleet_models_dir", "gpufleet_bundle", "gpufleet_bundle_host_dir"):
+        known, value = _read(variables, name) if name in names else (False, None)
         if known and _validate.absolute_path_error(value):
-            errors.append(f"gpufleet_models_dir {_validate.absolute_path_error(value)}")
+            errors.append(f"{name} {_validate.absolute_path_error(value)}")
     if "gpufleet_bench" in names:
         known, value = _read(variables, "gpufleet_bench")
         errors += inference_bench_errors(value) if known else []

@@ -43,6 +43,13 @@ def test_a_path_on_the_controller_may_be_relative_but_one_on_the_host_may_not():
         "verify_stack_dir must be an absolute path such as /opt/gpufleet/models (got 'stack')"]
 
 
+def test_an_offline_bundle_and_its_host_copy_are_absolute_paths():
+    assert inventory_errors({"gpufleet_bundle": "/srv/bundle", "gpufleet_bundle_host_dir": "/var/lib/b"}) == []
+    assert inventory_errors({"gpufleet_bundle": "bundle", "gpufleet_bundle_host_dir": "b"}) == [
+        "gpufleet_bundle must be an absolute path such as /opt/gpufleet/models (got 'bundle')",
+        "gpufleet_bundle_host_dir must be an absolute path such as /opt/gpufleet/models (got 'b')"]
+
+
 def test_a_misspelt_role_variable_is_refused_with_the_variable_it_meant():
     assert inventory_errors({"llamacpp_image_cuda_arch": "121"}) == [
         "llamacpp_image_cuda_arch is not a variable of the llamacpp_image role "
