@@ -35,8 +35,17 @@ image_label() {
   docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
 }
 
-# Whether a molecule scenario serves an engine image: its converge.yml loads one from .cache/images/.
-uses_engine_images() { grep -qE '/images/(llamacpp|vllm)-' "$GPUFLEET_ROOT/molecule/$1/converge.yml"; }
+# The engine images a molecule scenario serves (cpu, vllm-cpu, vulkan), from what its playbooks and tests load.
+images_of() {
+  local files=("$GPUFLEET_ROOT/molecule/$1"/*.yml "$GPUFLEET_ROOT/molecule/$1"/tests/*.py)
+  grep -qsE '/images/llamacpp-cpu' "${files[@]}" && echo cpu
+  grep -qsE 'vllm-(cpu|vars)' "${files[@]}" && echo vllm-cpu
+  grep -qsE '/images/llamacpp-vulkan' "${files[@]}" && echo vulkan
+  return 0
+}
+
+# Whether a molecule scenario serves an engine image.
+uses_engine_images() { [ -n "$(images_of "$1")" ]; }
 
 # apt refuses to run after an interrupted dpkg run (a killed install, an upgrade stopped at first
 # boot): "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the
@@ -53,5 +62,6 @@ repair_dpkg() {
 # apt-get, after repairing an interrupted dpkg run.
 apt_get() {
   repair_dpkg
-  DEBIAN_FRONTEND=noninteractive apt-get "$@"
+  # make test runs checks side by side: one waits for another's apt or dpkg run instead of failing.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"
 }

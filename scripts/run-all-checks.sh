@@ -2,6 +2,16 @@
 # `make test`: set up what is missing, run every check, print a summary.
 # Every check runs even when an earlier one failed, so that one run shows
 # everything that is wrong; the exit status is non-zero if anything failed.
+#
+# On 2 cores the engine image builds keep both cores busy for most of the run, while the molecule
+# scenarios mostly wait (on dpkg, systemd, apt, health checks). So, once set up:
+# - the engine images build in the background: llama.cpp cpu then vulkan, and beside them the vLLM CPU image
+#   (mostly disk work);
+# - `make check-cuda` compiles beside everything, at a low priority, for sm_121 (GB10; `make check-cuda` adds sm_90);
+# - two lanes take the scenarios from one queue, longest first: a scenario that serves an engine image
+#   is taken once that image is built (or is marked not run when its build failed). One lane first runs the
+#   lint, sanity and unit checks, the other starts on the scenarios at once.
+# Each scenario's output goes to .cache/results/molecule-<name>.log; the end of a failed one is printed at the end.
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -11,6 +21,7 @@ RESULTS=$GPUFLEET_CACHE/results
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 : >"$RESULTS/stages.tsv"
+QUEUE=$RESULTS/queue
 
 stage() {
   local name=$1; shift
@@ -23,67 +34,138 @@ stage() {
   return "$rc"
 }
 
+# ready, failed or pending: whether the engine images a scenario serves are built.
+images_state() {
+  local image rc state=ready
+  for image in $(images_of "$1"); do
+    rc=$(cat "$RESULTS/image-$image.rc" 2>/dev/null)
+    if [ -z "$rc" ]; then state=pending
+    elif [ "$rc" != 0 ]; then echo "failed ($image image)"; return; fi
+  done
+  echo "$state"
+}
+
+# Takes the first queued scenario whose images are built (or failed) off the queue and prints it;
+# prints "wait" when every queued scenario waits for an image, nothing when the queue is empty.
+take() {
+  local s state rest=()
+  exec {lock}>"$QUEUE.lock"
+  flock "$lock"
+  local taken=""
+  while read -r s; do
+    [ -n "$s" ] || continue
+    if [ -z "$taken" ]; then
+      state=$(images_state "$s")
+      if [ "$state" != pending ]; then taken=$s; continue; fi
+    fi
+    rest+=("$s")
+  done <"$QUEUE"
+  printf '%s\n' "${rest[@]}" >"$QUEUE"
+  exec {lock}>&-
+  if [ -n "$taken" ]; then echo "$taken"; elif [ ${#rest[@]} -gt 0 ]; then echo wait; fi
+}
+
+# lane N: runs scenarios off the queue until it is empty.
+lane() {
+  local n=$1 s state start rc failed_scenarios=()
+  while s=$(take) && [ -n "$s" ]; do
+    if [ "$s" = wait ]; then sleep 10; continue; fi
+    state=$(images_state "$s")
+    if [ "$state" != ready ]; then
+      echo "notrun $state" >"$RESULTS/molecule-$s.status"
+      echo "===== [lane $n] $s: not run, $state"
+      continue
+    fi
+    echo "===== [lane $n] $s: started at $(( $(date +%s) - t0 )) s"
+    start=$(date +%s)
+    scripts/molecule-scenarios.sh "$s" >"$RESULTS/molecule-$s.log" 2>&1
+    rc=$?
+    echo "===== [lane $n] $s: $([ "$rc" = 0 ] && echo passed || echo FAILED) ($(( $(date +%s) - start )) s)"
+    [ "$rc" = 0 ] || failed_scenarios+=("$s")
+  done
+  printf '%s\n' "${failed_scenarios[@]}" >"$RESULTS/lane-$n.failed"
+}
+
+# failed_tasks LOG: what failed in a scenario's log, since its end is the destroy step: each Ansible task that failed
+# (its TASK line and what it printed, up to 40 lines), the tasks idempotence found changed, and the tests that failed.
+failed_tasks() {
+  # Without colours, and without the frame molecule draws on a terminal.
+  sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^ *│ \{0,1\}//' "$1" |
+    awk '/^(TASK|PLAY) \[/ { task = $0; n = 0 }
+         /^(fatal|failed): \[/ { print task; n = 40 }
+         /Idempotence test failed/ { n = 20 }
+         /^(FAILED|ERROR) [^ ]*::/ && n == 0 { print }
+         n > 0 { print; n--; if (n == 0) print "  [...]" }'
+}
+
+# The engine image builds are the critical path: the longest scenarios wait for them. Every container on this engine
+# (a build step, a test host, an engine container inside a test host) gets the same CPU share by default, so while a
+# few scenarios run a build gets a fraction of the cores: a build step's container gets four times that share.
+# Runs until the PIDs given have ended.
+prioritize_builds() {
+  local id command
+  local -A boosted=()
+  while kill -0 "$@" 2>/dev/null; do
+    while read -r id command; do
+      # Build steps run "/bin/sh -c ..."; test hosts run /sbin/init. Each container is updated once.
+      case $command in
+        *"/bin/sh -c "*)
+          [ -n "${boosted[$id]:-}" ] || { docker update --cpu-shares 4096 "$id" >/dev/null 2>&1 && boosted[$id]=1; } ;;
+      esac
+    done < <(docker ps --no-trunc --format '{{.ID}} {{.Command}}' 2>/dev/null)
+    sleep 5
+  done
+}
+
 t0=$(date +%s)
 if stage setup make --no-print-directory venv docker images inputs; then
-  # Building the engine images keeps both cores busy for a long while, and most checks and
-  # scenarios mostly wait (on the network, dpkg, systemd): the images are built meanwhile,
-  # and only the scenarios that serve them wait for them. The CPU images (llama.cpp, vLLM)
-  # come first, so that the scenarios serving them run while the Vulkan image builds.
+  # The llama.cpp images compile (both cores); the vLLM image mostly unpacks wheels and writes layers (the disk):
+  # it builds beside them, so that the scenarios serving it (the longest) can start with the CPU image.
   (
-    stage engine-images-cpu scripts/build-engine-images.sh cpu vllm-cpu >"$RESULTS/engine-images.log" 2>&1
-    echo $? >"$RESULTS/engine-images-cpu.rc"
-    stage engine-images-vulkan scripts/build-engine-images.sh vulkan >>"$RESULTS/engine-images.log" 2>&1
+    for image in cpu vulkan; do
+      stage "engine-image-$image" scripts/build-engine-images.sh "$image" >>"$RESULTS/engine-images.log" 2>&1
+      echo $? >"$RESULTS/image-${image}.rc"
+    done
   ) &
   engine_images=$!
-  stage yamllint make --no-print-directory yamllint
-  stage ansible-lint make --no-print-directory ansible-lint
-  stage changelog make --no-print-directory changelog-lint
-  stage docs make --no-print-directory docs-lint
-  stage sanity make --no-print-directory sanity
-  stage unit make --no-print-directory unit
-  # The CUDA compile needs no engine and no Docker: it runs beside the scenarios that need no engine
-  # image (they mostly wait on dpkg and systemd), its output kept in check-cuda-stage.log.
-  stage check-cuda make --no-print-directory check-cuda >"$RESULTS/check-cuda-stage.log" 2>&1 &
-  check_cuda=$!
-  early=() late_cpu=() late_vulkan=()
+  (
+    stage engine-image-vllm-cpu scripts/build-engine-images.sh vllm-cpu >"$RESULTS/engine-images-vllm.log" 2>&1
+    echo $? >"$RESULTS/image-vllm-cpu.rc"
+  ) &
+  vllm_image=$!
+  prioritize_builds "$engine_images" "$vllm_image" &
+  # Longest first (their minutes on 2 cores beside another scenario), so that the two lanes end close together.
+  # llamacpp_vulkan is short alone, but on a busy machine lavapipe takes about a minute a request.
+  order=(inference_stack fleet vllm_stack llamacpp_vulkan nvidia_host strix_host preflight docker_engine_repo vllm_image docker_engine)
   for s in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort); do
-    if ! uses_engine_images "$s"; then early+=("$s")
-    elif grep -q '/images/llamacpp-vulkan' "molecule/$s/converge.yml"; then late_vulkan+=("$s")
-    else late_cpu+=("$s"); fi
+    [[ " ${order[*]} " == *" $s "* ]] || order+=("$s")
   done
-  stage molecule scripts/molecule-scenarios.sh "${early[@]}"
+  for s in "${order[@]}"; do [ -f "molecule/$s/molecule.yml" ] && echo "$s"; done >"$QUEUE"
+  stage check-cuda scripts/check-cuda.sh 121 >"$RESULTS/check-cuda-stage.log" 2>&1 &
+  check_cuda=$!
+  lane 2 &
+  lane2=$!
+  (
+    stage yamllint make --no-print-directory yamllint
+    stage ansible-lint make --no-print-directory ansible-lint
+    stage changelog make --no-print-directory changelog-lint
+    stage docs make --no-print-directory docs-lint
+    stage sanity make --no-print-directory sanity
+    stage unit make --no-print-directory unit
+    lane 1
+  )
+  wait "$lane2"
   wait "$check_cuda"
   cat "$RESULTS/check-cuda-stage.log"
-  while [ ! -s "$RESULTS/engine-images-cpu.rc" ]; do sleep 5; done
-  if [ "$(cat "$RESULTS/engine-images-cpu.rc")" = 0 ]; then
-    # The fleet scenario (four hosts) mostly waits on its hosts' engines and health checks: it runs
-    # beside the other scenarios that serve the CPU images, its output kept in molecule-fleet.log.
-    alongside=() late_rest=()
-    for s in "${late_cpu[@]}"; do
-      if [ "$s" = fleet ]; then alongside+=("$s"); else late_rest+=("$s"); fi
-    done
-    fleet_pid=
-    if [ ${#alongside[@]} -gt 0 ]; then
-      stage molecule-fleet scripts/molecule-scenarios.sh "${alongside[@]}" >"$RESULTS/molecule-fleet.log" 2>&1 &
-      fleet_pid=$!
-    fi
-    if [ ${#late_rest[@]} -gt 0 ]; then
-      stage molecule-engines scripts/molecule-scenarios.sh "${late_rest[@]}"
-    fi
-    if [ -n "$fleet_pid" ]; then
-      wait "$fleet_pid"
-      cat "$RESULTS/molecule-fleet.log"
-    fi
-  else
-    echo "CPU engine images failed: the scenarios that serve them (${late_cpu[*]}) were not run"
-  fi
-  if wait "$engine_images"; then
-    cat "$RESULTS/engine-images.log"
-    stage molecule-vulkan scripts/molecule-scenarios.sh "${late_vulkan[@]}"
-  else
-    cat "$RESULTS/engine-images.log"
-    echo "engine images failed: the scenarios that serve the Vulkan image (${late_vulkan[*]}) were not run"
-  fi
+  wait "$engine_images" "$vllm_image"
+  tail -n 20 "$RESULTS/engine-images.log" "$RESULTS/engine-images-vllm.log"
+  cat "$RESULTS"/lane-*.failed 2>/dev/null | while read -r s; do
+    [ -n "$s" ] || continue
+    echo "===== molecule $s: the tasks that failed (the whole output: .cache/results/molecule-$s.log)"
+    failed_tasks "$RESULTS/molecule-$s.log"
+    echo "===== the end of molecule $s"
+    tail -n 60 "$RESULTS/molecule-$s.log"
+  done
 fi
 echo "===== summary ($(( $(date +%s) - t0 )) s)"
 "${VENV:-$GPUFLEET_ROOT/.venv}/bin/python" "$GPUFLEET_ROOT/scripts/summary.py" "$RESULTS"

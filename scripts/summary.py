@@ -82,12 +82,13 @@ def main(results: Path) -> int:
         add("pytest (unit + collection build)", False, "no results")
 
     cuda = [ln for ln in lines(results / "check-cuda.txt") if re.match(r"^cuda \S+: (PASS|FAIL)", ln)]
-    add("CUDA compile (sm_121, sm_90)", stage_ok("check-cuda") and bool(cuda),
+    add("CUDA compile (llamacpp_cmake_flags)", stage_ok("check-cuda") and bool(cuda),
         f"{', '.join(ln.split(' (')[0] for ln in cuda) or 'no result'} ({stage_detail('check-cuda')})")
 
-    add("engine images", stage_ok("engine-images-cpu") and stage_ok("engine-images-vulkan"),
+    images = ("engine-image-cpu", "engine-image-vllm-cpu", "engine-image-vulkan")
+    add("engine images", all(stage_ok(name) for name in images),
         "llama.cpp cpu and vulkan images (llamacpp_image role, built and checked), vLLM CPU image (vllm_image role) "
-        f"(cpu and vLLM {stage_detail('engine-images-cpu')}, then vulkan {stage_detail('engine-images-vulkan')})")
+        f"(cpu {stage_detail(images[0])} then vulkan {stage_detail(images[2])}, vLLM {stage_detail(images[1])} beside them)")
 
     scenarios = sorted(p.parent.name for p in Path("molecule").glob("*/molecule.yml"))
     for scenario in scenarios:
@@ -97,6 +98,9 @@ def main(results: Path) -> int:
         if status and status[0].startswith("skipped"):
             add(f"molecule {scenario}", True,
                 f"skipped: passed on {status[0].split(maxsplit=2)[2]} with the same inputs (GPUFLEET_FORCE=1 runs it)")
+            continue
+        if status and status[0].startswith("notrun"):
+            add(f"molecule {scenario}", False, f"not run: {status[0].split(maxsplit=1)[1]}")
             continue
         ok = bool(status) and status[0].startswith("passed") and c["tests"] > 0 and c["failures"] + c["errors"] == 0
         took = f"{status[0].split()[1]} s" if status else "not run"

@@ -26,7 +26,7 @@ display = Display()
 # What async_status and the async start add to a job's result; the results returned are the jobs' own.
 ASYNC_KEYS = ("ansible_job_id", "results_file", "started", "finished")
 FIRST_POLL = 0.25  # seconds before the first look at the jobs; each look waits twice as long, up to interval
-BUILD_TAIL_BYTES = 16384  # how much of the end of a build's output is read for its step (and, failed, its last lines)
+BUILD_TAIL_BYTES = 16384  # how much of the end of a build's output is read (with its last step line, from anywhere)
 BUILD_TAIL_LINES = 25
 RECORD_SEPARATOR = "\x1e"
 
@@ -139,8 +139,11 @@ class ActionModule(ActionBase):
         named = [path for path in paths if path]
         if not named:
             return ["" for path in paths]
-        reader = "tail -c %d" % BUILD_TAIL_BYTES if self._build else "cat"
-        script = "; ".join("printf '\\036'; %s -- %s 2>/dev/null" % (reader, shlex.quote(path)) for path in named)
+        if self._build:
+            readers = [_progress.build_log_command(shlex.quote(path), BUILD_TAIL_BYTES) for path in named]
+        else:
+            readers = ["cat -- %s" % shlex.quote(path) for path in named]
+        script = "; ".join("printf '\\036'; %s 2>/dev/null" % reader for reader in readers)
         res = self._low_level_execute_command("sh -c %s" % shlex.quote(script + "; true"), sudoable=True)
         texts = iter(to_text(res.get("stdout", ""), errors="surrogate_or_replace").split(RECORD_SEPARATOR)[1:])
         return [next(texts, "") if path else "" for path in paths]

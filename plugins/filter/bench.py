@@ -27,8 +27,10 @@ DEFAULTS = {
     "llama_bench": {"enabled": True, "prompt": [512], "gen": [128], "repetitions": 3, "args": []},
     "vllm_bench": {"enabled": True, "num_prompts": 32, "input_len": 512, "output_len": 128, "max_concurrency": 4,
                    "request_rate": "inf", "args": []},
+    # warmup_requests: sent before the clients, unmeasured (a lane loaded on demand, first compiling requests).
     "load": {"enabled": True, "clients": 4, "requests_per_client": 4, "max_tokens": 128,
-             "prompt": "Write a short story about a lighthouse keeper.", "request_timeout": 300},
+             "prompt": "Write a short story about a lighthouse keeper.", "request_timeout": 300,
+             "warmup_requests": 1},
 }
 # Integers: (section, key, lowest, highest).
 NUMBERS = (
@@ -42,6 +44,7 @@ NUMBERS = (
     ("load", "requests_per_client", 1, 1000),
     ("load", "max_tokens", 1, 1048576),
     ("load", "request_timeout", 1, 86400),
+    ("load", "warmup_requests", 0, 100),
 )
 # Arguments the playbook sets itself, so that it can read the output and reach the server.
 OWN_ARGS = {
@@ -361,7 +364,7 @@ def inference_bench_report(report, engine_results, load_runs, endpoints, setting
             loads[run.get("item")] = {key: run.get(key) for key in (
                 "clients", "requests_per_client", "requests", "completed", "errors", "error_messages", "duration_s",
                 "completion_tokens", "aggregate_tokens_per_second", "requests_per_second", "ttft_ms",
-                "stream_tokens_per_second")}
+                "stream_tokens_per_second", "warmup_requests", "warmup_s")}
     names = [result["service"] for result in engine_results or []]
     names += [name for name in loads if name not in names]
     by_service = {result["service"]: result for result in engine_results or []}

@@ -11,6 +11,7 @@ import posixpath
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.gpufleet.inference.plugins.filter.llamacpp import _split_reference
 from ansible_collections.gpufleet.inference.plugins.filter.stack import uses_proxy
 
 # The llama.cpp backend `auto` gives a platform (the role decides it from the GPUs; a bundle is built without them).
@@ -55,12 +56,18 @@ def _describe(key):
     return key["backend"] + (" (%s)" % extra if extra else "")
 
 
+def _describe_vllm(key):
+    extra = ", ".join(part for part in (key.get("vllm_version"), key.get("targets")) if part)
+    return "%s %s" % (key.get("source"), key.get("ref")) + (" (%s)" % extra if extra else "")
+
+
 def bundle_contents(hostvars, hosts):
     """What an offline bundle must hold for ``hosts``: every model of their gpufleet_models (one per name), the
     engines their services run, one llama.cpp image per distinct (backend, CUDA architectures, HIP targets) with the
-    first host that needs it (the image is built with that host's llamacpp_image settings), and whether a reverse
-    proxy fronts any service."""
-    models, model_hosts, engines, images, problems = {}, {}, set(), [], []
+    first host that needs it (the image is built with that host's llamacpp_image settings), the hosts that run vLLM
+    services (their vllm_image settings say which image each needs), and whether a reverse proxy fronts any
+    service."""
+    models, model_hosts, engines, images, vllm_hosts, problems = {}, {}, set(), [], [], []
     proxy = False
     for host in hosts:
         hv = hostvars[host]
@@ -77,6 +84,8 @@ def bundle_contents(hostvars, hosts):
         host_engines = {service.get("engine", "llamacpp") for service in services}
         engines |= host_engines
         proxy = proxy or any(uses_proxy(service) for service in services)
+        if "vllm" in host_engines:
+            vllm_hosts.append(host)
         if "llamacpp" not in host_engines:
             continue
         key = llamacpp_image_key(hv)
@@ -91,22 +100,57 @@ def bundle_contents(hostvars, hosts):
         "models": [models[name] for name in sorted(models)],
         "engines": sorted(engines),
         "llamacpp": images,
+        "vllm_hosts": vllm_hosts,
         "proxy": proxy,
     }
+
+
+def bundle_vllm_images(hostvars, hosts):
+    """One ``{key, host}`` per distinct vLLM image that ``hosts`` need: the key is ``vllm_image_render_key``, which
+    the vllm_image role's reference.yml set on each host (the source, the reference a pulled image comes from, the
+    release and targets a built one is built for); the host is the first that needs it (the image is pulled or built
+    with its settings)."""
+    images = []
+    for host in hosts:
+        key = hostvars[host].get("vllm_image_render_key")
+        if key is None:
+            raise AnsibleFilterError("bundle_vllm_images: %s has no vllm_image_render_key (run the vllm_image role's "
+                                     "reference.yml for it first)" % host)
+        if key not in [image["key"] for image in images]:
+            images.append({"key": dict(key), "host": host})
+    return images
+
+
+def bundle_image_tag(ref, image_id):
+    """The tag an image is saved under, so that ``docker load`` gives it a name: the reference's own tag; for a
+    reference by digest alone (``nvcr.io/nvidia/vllm@sha256:...``), ``sha256-`` and the first 12 hex digits of the
+    digest (or of the image id) as tag."""
+    repo, tag, digest = _split_reference(ref)
+    if tag:
+        return "%s:%s" % (repo, tag)
+    return "%s:sha256-%s" % (repo, (digest or image_id).split(":", 1)[-1][:12])
 
 
 def _file_name(ref):
     return "images/" + "".join(c if c.isalnum() or c in "-._" else "_" for c in ref) + ".tar"
 
 
-def bundle_images_to_save(hostvars, llamacpp_hosts, proxy_image=None):
+def bundle_images_to_save(hostvars, llamacpp_hosts, proxy_image=None, vllm_hosts=()):
     """The images a bundle saves: each llama.cpp image built for ``llamacpp_hosts`` (with the key that picks it for a
-    host) and the reverse proxy's image when one is named; each with the archive it goes to."""
+    host), each vLLM image pulled or built for ``vllm_hosts`` (with its key, the tag it is saved under, the registry
+    digest it was pulled with, its vLLM version and backend) and the reverse proxy's image when one is named; each
+    with the archive it goes to."""
     images = []
     for host in llamacpp_hosts:
         ref = hostvars[host]["llamacpp_image_ref"]
         images.append({"engine": "llamacpp", "key": hostvars[host]["__gpufleet_bundle_llamacpp_key"], "ref": ref,
                        "file": _file_name(ref)})
+    for host in vllm_hosts:
+        hv = hostvars[host]
+        ref = bundle_image_tag(hv["vllm_image_ref"], hv["__gpufleet_bundle_vllm_id"])
+        images.append({"engine": "vllm", "key": hv["vllm_image_render_key"], "ref": ref, "file": _file_name(ref),
+                       "source_ref": hv["vllm_image_ref"], "digest": hv["vllm_image_digest"],
+                       "version": hv["vllm_image_version"], "backend": hv["vllm_image_backend"]})
     if proxy_image:
         images.append({"engine": "proxy", "ref": proxy_image, "file": _file_name(proxy_image)})
     return images
@@ -196,8 +240,10 @@ def _model_vars(model, entry, host_dir):
 def bundle_host_plan(manifest, bundle, host_dir, models, engines, hostvars):
     """How one host deploys from the bundle: the files it needs (relative to the bundle; copied to ``host_dir`` and
     checked there), the images to load (with the id each must have) and the variables that point every role at the
-    bundle (models as ``path`` sources with their sha256, the llama.cpp image as a loaded image, the Compose plugin and
-    the wheels from the bundle on the controller). AnsibleFilterError naming what the bundle lacks for the host."""
+    bundle (models as ``path`` sources with their sha256, the llama.cpp and vLLM images as loaded images, the Compose
+    plugin and the wheels from the bundle on the controller). The vLLM image is the one whose key is the host's
+    ``vllm_image_render_key`` (the vllm_image role's reference.yml). AnsibleFilterError naming what the bundle lacks
+    for the host."""
     problems, files, images, new_vars = [], [], [], {}
     by_name = {entry["name"]: entry for entry in manifest.get("models") or []}
     mapped = []
@@ -233,7 +279,16 @@ def bundle_host_plan(manifest, bundle, host_dir, models, engines, hostvars):
             wanted.append(found[0])
             new_vars.update(llamacpp_image_source="image", llamacpp_image_prebuilt=found[0]["ref"])
     if "vllm" in engines:
-        problems.append("gpufleet_services: vLLM services cannot be deployed from a bundle yet (llama.cpp services can)")
+        key = hostvars.get("vllm_image_render_key")
+        candidates = [image for image in bundle_images if image.get("engine") == "vllm"]
+        found = [image for image in candidates if image.get("key") == key]
+        if not found:
+            problems.append("the bundle holds no vLLM image for %s (it holds: %s); build the bundle again from this "
+                            "inventory" % (_describe_vllm(key) if key else "this host",
+                                           ", ".join(_describe_vllm(image["key"]) for image in candidates) or "none"))
+        else:
+            wanted.append(found[0])
+            new_vars.update(vllm_image_prebuilt=found[0]["ref"], vllm_image_prebuilt_digest=found[0]["digest"])
     if any(uses_proxy(service) for service in hostvars.get("gpufleet_services") or []):
         proxy = [image for image in bundle_images if image.get("engine") == "proxy"]
         if proxy:
@@ -268,5 +323,7 @@ class FilterModule:
             "bundle_installed_collections": bundle_installed_collections,
             "bundle_image_ids": bundle_image_ids,
             "bundle_images_to_save": bundle_images_to_save,
+            "bundle_image_tag": bundle_image_tag,
+            "bundle_vllm_images": bundle_vllm_images,
             "bundle_models": bundle_models,
         }

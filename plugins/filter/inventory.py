@@ -37,7 +37,8 @@ ROLE_FACTS = (
     "nvidia_driver_installed_version", "nvidia_driver_loaded_version", "nvidia_driver_reboot_required",
     "preflight_report", "rocm_build", "rocm_container_env", "rocm_gpu_found", "rocm_kernel_params",
     "rocm_reboot_required", "rocm_render_gid", "rocm_ttm_pages_limit", "rocm_video_gid", "rocm_warnings",
-    "vllm_image_backend", "vllm_image_digest", "vllm_image_ref", "vllm_image_render_backend", "vllm_image_render_ref",
+    "vllm_image_backend", "vllm_image_digest", "vllm_image_ref", "vllm_image_render_backend", "vllm_image_render_key",
+    "vllm_image_render_ref",
     "vllm_image_version",
 )
 # Paths of the argument specs that are on the controller, not the host: a relative one is relative to where

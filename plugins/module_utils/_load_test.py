@@ -14,6 +14,10 @@ first token, completion tokens, decode speed. The test's figures are:
 * requests/s, the per-stream decode speed (median), and the errors (a request that failed counts once, with its
   message; the figures are of the requests that completed).
 
+Warm-up requests, sent one at a time before the clients start, are not measured: a model that a server loads on its
+first request (a lane, llama.cpp's router) or a first request that compiles would otherwise be counted as serving
+time. How long they took is in the result (``warmup_s``: for a lane, mostly the time to switch to it).
+
 Standard library only, like the probe, so that it runs on a bare host.
 """
 
@@ -57,9 +61,10 @@ def distribution(values, digits=1):
     }
 
 
-def summarize(samples, errors, started, ended, clients, requests_per_client):
+def summarize(samples, errors, started, ended, clients, requests_per_client, warmup_requests=0, warmup_s=0.0):
     """The test's figures from the completed requests' ``samples`` (the probe's stream summaries), the ``errors``
-    (messages of the requests that failed) and the wall time ``started``..``ended`` (seconds)."""
+    (messages of the requests that failed) and the wall time ``started``..``ended`` (seconds); the warm-up's
+    requests and seconds as given."""
     wall = max(ended - started, 1e-9)
     tokens = sum(sample.get("completion_tokens") or 0 for sample in samples)
     distinct = []
@@ -79,21 +84,41 @@ def summarize(samples, errors, started, ended, clients, requests_per_client):
         "requests_per_second": round(len(samples) / wall, 3),
         "ttft_ms": distribution([sample.get("ttft_ms") for sample in samples]),
         "stream_tokens_per_second": distribution([sample.get("tokens_per_second") for sample in samples], 2),
+        "warmup_requests": warmup_requests,
+        "warmup_s": round(warmup_s, 3),
     }
 
 
+def warm_up(probe, model, prompt, max_tokens, requests, clock=time.monotonic):
+    """Send ``requests`` streamed chat completions one at a time, unmeasured; returns the seconds they took. One
+    that fails is not retried: the test's own requests then show what is wrong."""
+    started = clock()
+    for sent in range(requests):
+        try:
+            probe.stream(model, prompt, max_tokens)
+        except Exception:  # pylint: disable=broad-except  # a failed warm-up is the measured requests' to report
+            break
+    return clock() - started
+
+
 def run_load(base_url, model, clients, requests_per_client, prompt, max_tokens, api_key=None, request_timeout=300,
-             validate_certs=True, ca_path=None, use_proxy=False, clock=time.monotonic):
-    """Run the test: ``clients`` threads released together, each sending ``requests_per_client`` streamed chat
-    completions in turn. Returns ``summarize``'s figures."""
+             validate_certs=True, ca_path=None, use_proxy=False, warmup_requests=0, clock=time.monotonic):
+    """Run the test: ``warmup_requests`` unmeasured requests one at a time, then ``clients`` threads released
+    together, each sending ``requests_per_client`` streamed chat completions in turn. Returns ``summarize``'s
+    figures."""
     samples, errors = [], []
     lock = threading.Lock()
     gate = threading.Barrier(clients + 1)
 
+    def new_probe():
+        return InferenceProbe(base_url, api_key=api_key, request_timeout=request_timeout,
+                              validate_certs=validate_certs, use_proxy=use_proxy, ca_path=ca_path, clock=clock)
+
+    warmup_s = warm_up(new_probe(), model, prompt, max_tokens, warmup_requests, clock=clock)
+
     def client():
         # One probe (one connection set-up, one TLS context) per client, as separate users have.
-        probe = InferenceProbe(base_url, api_key=api_key, request_timeout=request_timeout,
-                               validate_certs=validate_certs, use_proxy=use_proxy, ca_path=ca_path, clock=clock)
+        probe = new_probe()
         gate.wait()
         for sent in range(requests_per_client):
             try:
@@ -118,4 +143,4 @@ def run_load(base_url, model, clients, requests_per_client, prompt, max_tokens, 
     for thread in threads:
         thread.join()
     ended = clock()
-    return summarize(samples, errors, started, ended, clients, requests_per_client)
+    return summarize(samples, errors, started, ended, clients, requests_per_client, warmup_requests, warmup_s)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import time
 
 PROGRESS_VERSION = 1
@@ -39,6 +40,9 @@ _CONTEXT = re.compile(r"^(?:Sending build context to Docker daemon\s+(?P<size>\S
                       r"|#\d+ \[internal\] load build context"
                       r"|#\d+ transferring context: (?P<sent>\S+).*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# The same step lines for grep -E on the host: the last one is read from the whole log, as a step that compiles for
+# half an hour is tens of thousands of lines back from the log's end.
+STEP_LINE_ERE = r"^(Step [0-9]+/[0-9]+ : |#[0-9]+ \[[^]]*[0-9]+/[0-9]+\] |#[0-9]+ exporting to image)"
 
 
 class ProgressFile:
@@ -233,6 +237,13 @@ def build_step(text):
         return "%sstep %s/%s%s: %s" % ("%s " % stage if stage else "", groups["n"], groups["total"],
                                        " at %s%%" % percent if percent is not None else "", instruction)
     return None
+
+
+def build_log_command(quoted_path, tail_bytes):
+    """A shell command that prints what ``build_step`` needs of a build log: its last step line, wherever it is,
+    then the log's last ``tail_bytes`` (for the compile percentage, and the last lines of a failed build)."""
+    return "{ grep -a -E %s %s | tail -n 1; tail -c %d -- %s; }" % (
+        shlex.quote(STEP_LINE_ERE), quoted_path, tail_bytes, quoted_path)
 
 
 def build_line(text, elapsed):

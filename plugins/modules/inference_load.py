@@ -19,6 +19,8 @@ description:
     time from the first request to the last answer), the time to first token per request (50th and 95th percentile,
     interpolated linearly between the closest ranks; mean, minimum, maximum), requests/s, the decode speed of one
     stream, and the errors."
+  - O(warmup_requests) requests go first, one at a time, and are not measured, so that a model loaded on its first
+    request (a lane, llama.cpp's router mode) or a server's first, compiling requests do not count as serving time.
   - A request that fails counts as an error, with its message; the test fails only when no request completed.
   - Uses only the Python standard library on the managed host. Sends requests and changes nothing, so it reports
     RV(ignore:changed=false) and runs in check mode too.
@@ -71,6 +73,12 @@ options:
     description: Seconds one streamed request may take, 1 or more.
     type: int
     default: 300
+  warmup_requests:
+    description:
+      - Requests sent one at a time before the clients start, not measured, 0 to 100.
+      - A warm-up request that fails ends the warm-up; the test's own requests then show the error.
+    type: int
+    default: 1
   validate_certs:
     description: Check the server's certificate for C(https://) URLs.
     type: bool
@@ -190,6 +198,16 @@ stream_tokens_per_second:
   returned: success
   type: dict
   sample: {"p50": 41.3, "p95": 48.0, "mean": 42.1, "min": 35.2, "max": 48.9}
+warmup_requests:
+  description: Unmeasured requests sent before the test.
+  returned: success
+  type: int
+  sample: 1
+warmup_s:
+  description: Seconds the warm-up took (for a lane not loaded yet, mostly the switch to it).
+  returned: success
+  type: float
+  sample: 0.42
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -202,6 +220,7 @@ LIMITS = (
     ("requests_per_client", 1, 1000),
     ("max_tokens", 1, None),
     ("request_timeout", 1, None),
+    ("warmup_requests", 0, 100),
 )
 
 
@@ -247,6 +266,7 @@ def main():
             validate_certs=dict(type="bool", default=True),
             ca_path=dict(type="path"),
             use_proxy=dict(type="bool", default=False),
+            warmup_requests=dict(type="int", default=1),
         ),
         mutually_exclusive=[("api_key", "api_key_file")],
         supports_check_mode=True,
@@ -256,7 +276,7 @@ def main():
     result = run_load(base_url, params["model"], params["clients"], params["requests_per_client"], params["prompt"],
                       params["max_tokens"], api_key=api_key, request_timeout=params["request_timeout"],
                       validate_certs=params["validate_certs"], ca_path=params["ca_path"],
-                      use_proxy=params["use_proxy"])
+                      use_proxy=params["use_proxy"], warmup_requests=params["warmup_requests"])
     if not result["completed"]:
         module.fail_json(msg="no request of the load test completed (%d failed): %s" % (
             result["errors"], "; ".join(result["error_messages"]) or "no message"), **result)

@@ -27,7 +27,7 @@ from fake_hub import FakeHub  # noqa: E402 pylint: disable=wrong-import-position
 BIN = Path(sys.executable).parent
 REPO = "org/tiny-gguf"
 SIZE = 4 * 1000 * 1000
-RATE = 1000 * 1000  # bytes per second per response: four seconds per file
+RATE = 500 * 1000  # bytes per second per response: eight seconds per file, for several lines even on a busy machine
 HOSTS = ("gpu-a", "gpu-b")
 # "[gpu-a] hub-model: 43% 1.7/4.0 MB at 1.0 MB/s, ETA 2 s"
 PROGRESS = re.compile(r"^\[(?P<host>[\w-]+)\] (?P<model>[\w-]+): (?P<percent>\d+)% (?P<done>[\d.]+)/(?P<total>[\d.]+) MB"

@@ -79,6 +79,8 @@ class FakeLlamaServer:
     :param reply: the completion's text, split into one token per word.
     :param reasoning: text sent as ``reasoning_content`` before the reply.
     :param first_token_delay: seconds before the first token (prompt processing).
+    :param load_delay: seconds the model takes to load on the first chat completion, as a lane or llama.cpp's
+        router loads one on demand: every chat completion waits until then.
     :param token_delay: seconds between two tokens.
     :param stream_usage: honour ``stream_options.include_usage``; ``False`` ignores it.
     :param timings: add llama.cpp's ``timings`` object.
@@ -88,7 +90,7 @@ class FakeLlamaServer:
     def __init__(self, host="127.0.0.1", port=0, api_key=None, enforce_key=True, public_models=True,
                  models=(DEFAULT_MODEL,), loading_seconds=0.0, loading_requests=0, reply=DEFAULT_REPLY,
                  reasoning="", first_token_delay=0.0, token_delay=0.0, stream_usage=True, timings=True,
-                 tls=None):
+                 tls=None, load_delay=0.0):
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -104,6 +106,8 @@ class FakeLlamaServer:
         self.stream_usage = stream_usage
         self.timings = timings
         self.tls = tls
+        self.load_delay = load_delay
+        self._loaded_at = None  # monotonic time the model is loaded, from the first chat completion
         self.requests = []  # (method, path, headers with lower-case names, parsed JSON body or None)
         self._lock = threading.Lock()
         self._loading_answers = 0
@@ -167,6 +171,13 @@ class FakeLlamaServer:
             if not loaded and counting_health:
                 self._loading_answers += 1
             return loaded
+
+    def loading_left(self):
+        """Seconds until the model is loaded: ``load_delay`` from the first chat completion (which starts it)."""
+        with self._lock:
+            if self._loaded_at is None:
+                self._loaded_at = time.monotonic() + self.load_delay
+            return max(0.0, self._loaded_at - time.monotonic())
 
     def authorized(self, headers):
         if self.api_key is None or not self.enforce_key:
@@ -285,6 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
             finish_reason = "length"
         model = body.get("model") or (fake.models[0] if fake.models else "")
         cmpl_id = "chatcmpl-" + uuid.uuid4().hex[:32]
+        time.sleep(fake.loading_left())
         if body.get("stream"):
             include_usage = fake.stream_usage and bool((body.get("stream_options") or {}).get("include_usage"))
             self._stream(pieces, finish_reason, model, cmpl_id, n_prompt, include_usage)

@@ -4,7 +4,8 @@
 benchmark runs, reading llama-bench's JSON and vllm bench serve's result, and the host report's bench section.
 
 The fixtures are real output: llama-bench -o json of the CPU image on gemma-3-270m, and what the vllm bench serve
-command of inference_bench_plan printed (vLLM 0.32 CPU image, 4 prompts against a llama-server)."""
+command of inference_bench_plan printed in the vllm_stack scenario (vLLM 0.32 CPU image, 4 prompts of 16 tokens, 8
+tokens out, against the deployed vllm-chat service)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def test_a_setting_given_replaces_only_its_key():
     assert settings["llama_bench"] == {"enabled": True, "prompt": [32], "gen": [128], "repetitions": 3,
                                        "args": ["-fa", "1", "-ub", "2048"]}
     assert settings["load"]["clients"] == 8 and settings["load"]["requests_per_client"] == 4
+    assert settings["load"]["warmup_requests"] == 1
     assert settings["vllm_bench"]["request_rate"] == "4"
 
 
@@ -76,6 +78,7 @@ def test_a_setting_given_replaces_only_its_key():
     ({"vllm_bench": {"args": "--base-url=http://x"}}, "gpufleet_bench.vllm_bench.args: --base-url=http://x is set"),
     ({"vllm_bench": {"request_rate": 0}}, "gpufleet_bench.vllm_bench.request_rate must be requests per second"),
     ({"load": {"prompt": " "}}, "gpufleet_bench.load.prompt must be some text"),
+    ({"load": {"warmup_requests": -1}}, "gpufleet_bench.load.warmup_requests must be a whole number from 0 to 100"),
     ({"services": "chat"}, "gpufleet_bench.services must be a list of service names (got 'chat')"),
     ({"timeout": 5}, "gpufleet_bench.timeout must be a whole number from 10 to 86400 (got 5)"),
     ({"load": []}, "gpufleet_bench.load must be a dict (got a list)"),
@@ -160,7 +163,9 @@ def test_output_that_is_not_llama_benchs_json_fails_saying_so(stdout):
 def test_vllm_result_keeps_the_throughputs_and_latencies():
     result = vllm_bench_results(VLLM_BENCH)
     assert (result["output_throughput"], result["median_ttft_ms"], result["p95_ttft_ms"]) == pytest.approx(
-        (1.3107, 2552.149, 2774.675), abs=1e-3)
+        (47.768, 174.118, 340.899), abs=1e-3)
+    # --ignore-eos: every request generates all of --random-output-len.
+    assert (result["total_input_tokens"], result["total_output_tokens"]) == (4 * 16, 4 * 8)
     assert result["completed"] == 4 and result["failed"] == 0 and result["request_rate"] == "inf"
     assert "model_id" not in result
     with pytest.raises(AnsibleFilterError, match="vllm bench serve"):
@@ -174,9 +179,9 @@ def test_results_per_planned_service_with_a_summary():
     results = {result["service"]: result for result in inference_bench_results(plan, runs)}
     assert results["chat"]["llama_bench"]["tests"][1]["tokens_per_second"] == 91.19
     assert results["chat"]["summary"] == "chat: llama-bench pp32 849.81 tokens/s, tg16 91.19 tokens/s"
-    assert results["big"]["vllm_bench"]["total_output_tokens"] == 15
-    assert results["big"]["summary"] == ("big: vllm bench serve 1.31 output tokens/s at concurrency 2, "
-                                         "TTFT median 2552.1 ms")
+    assert results["big"]["vllm_bench"]["total_output_tokens"] == 32
+    assert results["big"]["summary"] == ("big: vllm bench serve 47.77 output tokens/s at concurrency 2, "
+                                         "TTFT median 174.1 ms")
     assert results["lanes"]["summary"].startswith("lanes: no engine benchmark (serves lanes")
 
 
@@ -184,7 +189,7 @@ def test_the_host_report_gets_a_bench_section_and_keeps_the_rest():
     plan = inference_bench_plan(SERVICES, SMALL)
     engine = inference_bench_results(plan, [{"item": plan[0], "stdout": LLAMA_BENCH}])
     load = [{"item": "chat", "aggregate_tokens_per_second": 70.5, "clients": 2, "ttft_ms": {"p50": 80.0, "p95": 95.0},
-             "msg": "x", "invocation": {}},
+             "warmup_requests": 1, "warmup_s": 2.5, "msg": "x", "invocation": {}},
             {"item": "big", "skipped": True}]
     endpoints = [{"name": "chat", "models": ["gemma-3-270m"], "api_key_file": "/k"}]
     previous = {"host": "h1", "platform": "cpu", "services": [{"name": "chat"}], "bench": {"old": True}}
@@ -196,6 +201,7 @@ def test_the_host_report_gets_a_bench_section_and_keeps_the_rest():
     assert (chat["name"], chat["model"], chat["engine"]) == ("chat", "gemma-3-270m", "llamacpp")
     assert chat["llama_bench"]["tests"][0]["test"] == "pp32"
     assert chat["load"]["aggregate_tokens_per_second"] == 70.5 and "msg" not in chat["load"]
+    assert (chat["load"]["warmup_requests"], chat["load"]["warmup_s"]) == (1, 2.5)
     assert [service["load"] for service in bench["services"] if service["name"] == "big"] == [None]
     # A host without a report yet gets one with this section only.
     fresh = inference_bench_report({}, engine, [], endpoints, {}, "h2", "2026-12-01T05:00:00Z")

@@ -12,9 +12,11 @@ from ansible_collections.gpufleet.inference.plugins.filter.bundle import (
     bundle_galaxy_yml,
     bundle_host_plan,
     bundle_image_ids,
+    bundle_image_tag,
     bundle_images_to_save,
     bundle_installed_collections,
     bundle_models,
+    bundle_vllm_images,
 )
 
 GEMMA = {"name": "gemma", "hf": {"repo": "org/gemma-GGUF", "files": ["gemma-q4.gguf"]}}
@@ -22,6 +24,10 @@ QWEN = {"name": "qwen", "url": "https://models.example/qwen.gguf", "sha256": "AB
 CHAT = {"name": "chat", "model": "gemma", "port": 8080}
 KEY_CPU = {"backend": "cpu", "cuda_architectures": "", "hip_targets": ""}
 KEY_SPARK = {"backend": "cuda", "cuda_architectures": "121", "hip_targets": ""}
+# vllm_image_render_key as the vllm_image role's reference.yml gives it.
+VLLM_NGC = {"source": "ngc", "ref": "nvcr.io/nvidia/vllm:26.10-py3", "vllm_version": "", "targets": ""}
+VLLM_CPU = {"source": "cpu", "ref": "gpufleet/vllm:cpu-render", "vllm_version": "0.32.0", "targets": ""}
+NGC_DIGEST = "sha256:" + "d" * 64
 
 MANIFEST = {
     "format": 1,
@@ -31,6 +37,8 @@ MANIFEST = {
         {"engine": "llamacpp", "key": KEY_SPARK, "ref": "gpufleet/llama.cpp:cuda-bbb", "id": "sha256:b",
          "file": "images/cuda.tar"},
         {"engine": "proxy", "ref": "nginx:1.28-alpine", "id": "sha256:c", "file": "images/nginx.tar"},
+        {"engine": "vllm", "key": VLLM_NGC, "ref": "nvcr.io/nvidia/vllm:26.10-py3", "id": "sha256:e",
+         "file": "images/ngc.tar", "digest": NGC_DIGEST, "version": "0.31.0", "backend": "cuda"},
     ],
     "models": bundle_models([
         {"item": GEMMA, "files": [{"name": "gemma-q4.gguf", "size": 9, "sha256": "11" * 32}]},
@@ -92,13 +100,27 @@ def test_a_service_behind_a_tls_front_loads_the_proxy_image():
     ({"gpufleet_platform": "strix_halo"}, "the bundle holds no llama.cpp image for rocm (it holds: cpu, cuda (121))"),
     ({"gpufleet_platform": "dgx_spark", "llamacpp_image_cuda_architectures": "90"},
      "no llama.cpp image for cuda (90)"),
-    ({"engines": ["llamacpp", "vllm"]}, "vLLM services cannot be deployed from a bundle yet"),
+    ({"engines": ["llamacpp", "vllm"], "vllm_image_render_key": VLLM_CPU},
+     "the bundle holds no vLLM image for cpu gpufleet/vllm:cpu-render (0.32.0) (it holds: ngc "
+     "nvcr.io/nvidia/vllm:26.10-py3); build the bundle again from this inventory"),
+    ({"engines": ["vllm"], "vllm_image_render_key": dict(VLLM_NGC, ref="nvcr.io/nvidia/vllm:26.11-py3")},
+     "no vLLM image for ngc nvcr.io/nvidia/vllm:26.11-py3"),
 ])
 def test_what_the_bundle_lacks_for_a_host_is_named(kwargs, message):
     with pytest.raises(AnsibleFilterError) as exc:
         plan(**kwargs)
     assert str(exc.value).startswith("gpufleet_bundle /srv/bundle: ")
     assert message in str(exc.value)
+
+
+def test_a_vllm_host_gets_the_image_its_settings_name_with_the_registry_digest_it_was_pulled_with():
+    result = plan(models=[], engines=["vllm"], gpufleet_platform="dgx_spark", vllm_image_render_key=dict(VLLM_NGC))
+    assert result["images"] == [{"ref": "nvcr.io/nvidia/vllm:26.10-py3", "id": "sha256:e",
+                                 "file": "/var/lib/gpufleet/bundle/images/ngc.tar"}]
+    assert result["files"] == ["images/ngc.tar"]
+    assert result["vars"]["vllm_image_prebuilt"] == "nvcr.io/nvidia/vllm:26.10-py3"
+    assert result["vars"]["vllm_image_prebuilt_digest"] == NGC_DIGEST
+    assert "llamacpp_image_prebuilt" not in result["vars"]
 
 
 def test_a_host_without_platform_takes_the_only_llamacpp_image():
@@ -124,7 +146,28 @@ def test_the_bundle_holds_each_model_once_and_one_image_per_backend_and_architec
     assert [model["name"] for model in contents["models"]] == ["gemma", "qwen"]
     assert contents["engines"] == ["llamacpp", "vllm"]
     assert contents["llamacpp"] == [{"key": KEY_SPARK, "host": "spark-1"}, {"key": KEY_CPU, "host": "cpu-2"}]
+    assert contents["vllm_hosts"] == ["cpu-1"]
     assert contents["proxy"] is True
+
+
+def test_one_vllm_image_per_key_pulled_or_built_with_the_first_host_that_needs_it():
+    hostvars = {"a": {"vllm_image_render_key": VLLM_NGC}, "b": {"vllm_image_render_key": VLLM_CPU},
+                "c": {"vllm_image_render_key": dict(VLLM_NGC)}, "d": {"vllm_image_render_key": dict(VLLM_CPU, vllm_version="0.33.0")}}
+    assert bundle_vllm_images(hostvars, ["a", "b", "c", "d"]) == [
+        {"key": VLLM_NGC, "host": "a"}, {"key": VLLM_CPU, "host": "b"},
+        {"key": dict(VLLM_CPU, vllm_version="0.33.0"), "host": "d"}]
+    with pytest.raises(AnsibleFilterError, match="e has no vllm_image_render_key"):
+        bundle_vllm_images({"e": {}}, ["e"])
+
+
+@pytest.mark.parametrize("ref, tag", [
+    ("nvcr.io/nvidia/vllm:26.10-py3@" + NGC_DIGEST, "nvcr.io/nvidia/vllm:26.10-py3"),
+    ("nvcr.io/nvidia/vllm@" + NGC_DIGEST, "nvcr.io/nvidia/vllm:sha256-dddddddddddd"),
+    ("localhost:5000/vllm@" + NGC_DIGEST, "localhost:5000/vllm:sha256-dddddddddddd"),
+    ("gpufleet/vllm:cpu-0123456789ab", "gpufleet/vllm:cpu-0123456789ab"),
+])
+def test_an_image_named_by_digest_is_saved_under_a_tag(ref, tag):
+    assert bundle_image_tag(ref, "sha256:" + "f" * 64) == tag
 
 
 def test_one_name_two_models_and_an_unknown_backend_are_refused():
@@ -146,6 +189,17 @@ def test_the_images_to_save_carry_their_key_archive_and_id():
     assert [image["id"] for image in bundle_image_ids(images, infos)] == ["sha256:b", "sha256:c"]
     with pytest.raises(AnsibleFilterError, match="nginx:1.28-alpine not on this machine's engine"):
         bundle_image_ids(images, infos[:1])
+
+
+def test_a_vllm_image_to_save_keeps_the_digest_it_was_pulled_with():
+    hostvars = {"spark-1": {"vllm_image_ref": "nvcr.io/nvidia/vllm@" + NGC_DIGEST, "vllm_image_digest": NGC_DIGEST,
+                            "vllm_image_version": "0.31.0", "vllm_image_backend": "cuda",
+                            "vllm_image_render_key": VLLM_NGC, "__gpufleet_bundle_vllm_id": "sha256:" + "e" * 64}}
+    (image,) = bundle_images_to_save(hostvars, [], None, ["spark-1"])
+    assert image == {"engine": "vllm", "key": VLLM_NGC, "ref": "nvcr.io/nvidia/vllm:sha256-dddddddddddd",
+                     "file": "images/nvcr.io_nvidia_vllm_sha256-dddddddddddd.tar",
+                     "source_ref": "nvcr.io/nvidia/vllm@" + NGC_DIGEST, "digest": NGC_DIGEST, "version": "0.31.0",
+                     "backend": "cuda"}
 
 
 def test_installed_collections_come_from_the_first_path_that_has_them():

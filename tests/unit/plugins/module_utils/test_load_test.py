@@ -78,3 +78,35 @@ def test_a_refused_key_is_an_error_per_request_and_the_key_is_not_in_the_message
     assert result["aggregate_tokens_per_second"] == 0.0 and result["ttft_ms"]["p50"] is None
     assert len(result["error_messages"]) == 1 and "refused the API key (HTTP 401)" in result["error_messages"][0]
     assert "sk-wrong-key" not in repr(result)
+
+
+def test_the_warm_up_loads_the_model_and_only_the_test_after_it_is_measured():
+    # A lane or llama.cpp's router loads the model on its first request: without a warm-up, its loading time would
+    # be the test's time to first token.
+    loading = 0.5
+    with FakeLlamaServer(api_key=KEY, models=["m"], reply=REPLY, load_delay=loading) as server:
+        result = load.run_load(server.base_url, "m", clients=2, requests_per_client=2, prompt="hi", max_tokens=4,
+                               api_key=KEY, request_timeout=10, warmup_requests=1)
+        chats = [request for request in server.requests if request[1] == "/v1/chat/completions"]
+    assert len(chats) == 1 + 4
+    assert (result["requests"], result["completed"], result["errors"]) == (4, 4, 0)
+    assert (result["warmup_requests"], result["warmup_s"] >= loading) == (1, True)
+    assert result["ttft_ms"]["max"] < loading * 1000 and result["duration_s"] < loading
+
+
+def test_without_a_warm_up_the_loading_time_is_measured():
+    with FakeLlamaServer(api_key=KEY, models=["m"], reply=REPLY, load_delay=0.5) as server:
+        result = load.run_load(server.base_url, "m", clients=2, requests_per_client=1, prompt="hi", max_tokens=4,
+                               api_key=KEY, request_timeout=10)
+    assert (result["warmup_requests"], result["warmup_s"]) == (0, 0.0)
+    assert result["ttft_ms"]["min"] >= 400
+
+
+def test_a_failed_warm_up_leaves_the_errors_to_the_test():
+    with FakeLlamaServer(api_key=KEY, models=["m"], reply=REPLY) as server:
+        result = load.run_load(server.base_url, "m", clients=1, requests_per_client=2, prompt="hi", max_tokens=4,
+                               api_key="sk-wrong-key-0123456789abcdef", request_timeout=5, warmup_requests=3)
+        chats = [request for request in server.requests if request[1] == "/v1/chat/completions"]
+    # The first warm-up request failed: no more of them, and the test's two requests are its errors.
+    assert len(chats) == 1 + 2
+    assert (result["completed"], result["errors"], result["warmup_requests"]) == (0, 2, 3)

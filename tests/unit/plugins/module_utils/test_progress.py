@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 
 import pytest
 
@@ -164,3 +166,24 @@ def test_plain_removes_colour_codes():
 def test_build_line():
     assert _progress.build_line(CLASSIC.split("Step 3/3", maxsplit=1)[0], 200) == "step 2/3: RUN sleep 1 && echo one (3 min 20 s)"
     assert _progress.build_line("", 4) == "starting (4 s)"
+
+
+@pytest.mark.parametrize("step_line, compile_line, step", [
+    ("Step 6/30 : RUN cmake -S . -B build && cmake --build build", "[ 67%] Building CXX object src/llama-grammar.cpp.o",
+     "step 6/30 at 67%: RUN cmake -S . -B build && cmake --build build"),
+    ("#9 [build 5/7] RUN cmake --build build", "#9 512.3 [ 41%] Building CXX object ggml-cpu/ops.cpp.o",
+     "build step 5/7 at 41%: RUN cmake --build build"),
+])
+def test_a_step_that_compiles_for_long_is_found_far_back_in_the_log(tmp_path, step_line, compile_line, step):
+    """A CUDA or CPU-variants compile writes tens of thousands of lines after its step line: the host's reader
+    finds the step line wherever it is, and the percentage at the end."""
+    log = tmp_path / "build.log"
+    filler = "[ 12%] Building C object ggml/src/CMakeFiles/ggml-cpu-haswell.dir/ggml-cpu/quants.c.o\n" * 40000
+    log.write_text("Step 5/30 : COPY llama.cpp/ ./\n%s\n%s%s\n" % (step_line, filler, compile_line))
+    text = subprocess.run(["sh", "-c", _progress.build_log_command(shlex.quote(str(log)), 16384)],
+                          capture_output=True, text=True, check=True).stdout
+    assert len(text) < 20000
+    assert _progress.build_step(text) == step
+    missing = subprocess.run(["sh", "-c", _progress.build_log_command(shlex.quote(str(tmp_path / "none.log")), 16384)
+                              + " 2>/dev/null"], capture_output=True, text=True, check=False).stdout
+    assert _progress.build_line(missing, 3) == "starting (3 s)"

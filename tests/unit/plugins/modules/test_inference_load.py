@@ -46,12 +46,16 @@ def test_the_key_file_is_read_on_the_host_and_never_returned(server, tmp_path):
     assert result["ttft_ms"]["p50"] <= result["ttft_ms"]["p95"]
     assert result["msg"].startswith("gemma at %s: 3 clients x 2 requests, " % server.base_url)
     assert KEY not in json.dumps(result)
+    # One warm-up request by default, not measured.
+    assert result["warmup_requests"] == 1
+    assert len([path for path in server.paths("POST") if path == "/v1/chat/completions"]) == 1 + 6
 
 
 @pytest.mark.parametrize("args, message", [
     ({"clients": 0}, "clients must be 1 to 256, not 0"),
     ({"requests_per_client": 1001}, "requests_per_client must be 1 to 1000, not 1001"),
     ({"max_tokens": 0}, "max_tokens must be 1 or more, not 0"),
+    ({"warmup_requests": 101}, "warmup_requests must be 0 to 100, not 101"),
     ({"base_url": "127.0.0.1:8080"}, "base_url must be an http:// or https:// URL"),
     ({"api_key_file": "/nonexistent/key"}, "api_key_file /nonexistent/key cannot be read"),
 ])

@@ -79,7 +79,9 @@ def assert_no_key(result):
 
 def test_happy_path():
     with server(first_token_delay=FIRST_TOKEN_DELAY, token_delay=TOKEN_DELAY) as fake:
+        started = time.monotonic()
         result = run(probe_args(fake.base_url))
+        wall_ms = 1000 * (time.monotonic() - started)
         methods_paths = [(m, p) for m, p, _h, _b in fake.requests]
         requests = list(fake.requests)
 
@@ -98,7 +100,9 @@ def test_happy_path():
     assert chat["prompt_tokens"] > 0
     assert chat["finish_reason"] == "stop"
     expected_chat_ms = 1000 * (FIRST_TOKEN_DELAY + TOKEN_DELAY * (N_TOKENS - 1))
-    assert expected_chat_ms * 0.9 <= chat["elapsed_ms"] <= expected_chat_ms + 500
+    # The figures are bounded below by the server's delays and above by what the test saw, not by a margin a busy
+    # machine can exceed.
+    assert expected_chat_ms * 0.9 <= chat["elapsed_ms"] <= wall_ms
 
     stream = result["stream"]
     assert stream["content"] == REPLY
@@ -107,9 +111,12 @@ def test_happy_path():
     assert stream["completion_tokens"] == N_TOKENS
     assert stream["completion_tokens_source"] == "usage"
     assert stream["content_chunks"] == N_TOKENS
-    assert FIRST_TOKEN_DELAY * 1000 * 0.9 <= stream["ttft_ms"] <= FIRST_TOKEN_DELAY * 1000 + 250
-    assert 0.4 / TOKEN_DELAY <= stream["tokens_per_second"] <= 1.5 / TOKEN_DELAY
+    # The time to the first token leaves out the decode that followed it, and tokens/s is the decode's rate. (Chunks
+    # that a busy machine reads late arrive together, so the decode's own length is not bounded here.)
+    assert FIRST_TOKEN_DELAY * 1000 * 0.9 <= stream["ttft_ms"]
+    assert stream["decode_ms"] > 0
     assert stream["elapsed_ms"] >= stream["ttft_ms"] + stream["decode_ms"]
+    assert stream["tokens_per_second"] == pytest.approx((N_TOKENS - 1) / (stream["decode_ms"] / 1000), rel=0.05)
     timings = stream["server_timings"]
     assert timings["predicted_n"] == N_TOKENS
     assert timings["prompt_n"] == chat["prompt_tokens"]
@@ -130,7 +137,7 @@ def test_happy_path():
     assert_no_key(result)
 
 
-@pytest.mark.parametrize("loading", [{"loading_requests": 4}, {"loading_seconds": 0.3}], ids=["requests", "seconds"])
+@pytest.mark.parametrize("loading", [{"loading_requests": 4}, {"loading_seconds": 1.5}], ids=["requests", "seconds"])
 def test_health_waits_through_loading(loading):
     with server(**loading) as fake:
         result = run(probe_args(fake.base_url, interval=0.05))
@@ -141,8 +148,12 @@ def test_health_waits_through_loading(loading):
         assert health_requests == 5
         assert result["health"]["waited_seconds"] >= 4 * 0.05 * 0.9
     else:
-        assert health_requests >= 3
-        assert result["health"]["waited_seconds"] >= 0.25
+        # At least one 503 then the 200. Loading lasts long enough that a busy machine (where the probe's first
+        # request came 0.3 s after the server started) still finds the server loading.
+        assert health_requests >= 2
+        # Loading began with the server, before the probe's first request: the probe waited at least its interval
+        # between each of its requests.
+        assert result["health"]["waited_seconds"] >= (health_requests - 1) * 0.05 * 0.9
     assert result["stream"]["completion_tokens"] == N_TOKENS
 
 
@@ -213,8 +224,10 @@ def test_health_waits_until_the_server_listens():
     finally:
         starter.join()
         fake.stop()
+    # It retried until the server listened, and the wait it reports covers the pauses between its attempts. (Not
+    # the timer's 0.4 s: on a busy machine the probe itself can start that much later.)
     assert result["health"]["attempts"] > 1
-    assert result["health"]["waited_seconds"] >= 0.3
+    assert result["health"]["waited_seconds"] >= round((result["health"]["attempts"] - 1) * 0.05, 2) - 0.01
     assert result["chat"]["content"] == REPLY
 
 
