@@ -10,7 +10,8 @@
 # - `make check-cuda` compiles beside everything, at a low priority, for sm_121 (GB10; `make check-cuda` adds sm_90);
 # - two lanes take the scenarios from one queue, longest first: a scenario that serves an engine image
 #   is taken once that image is built (or is marked not run when its build failed). One lane first runs the
-#   lint, sanity and unit checks, the other starts on the scenarios at once.
+#   lint, sanity and unit checks, the other takes scenarios at once (only once the CPU image is built when
+#   prioritize_builds can boost the builds).
 # Each scenario's output goes to .cache/results/molecule-<name>.log; the end of a failed one is printed at the end.
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
@@ -47,14 +48,17 @@ images_state() {
 
 # Takes the first queued scenario whose images are built (or failed) off the queue and prints it;
 # prints "wait" when every queued scenario waits for an image, nothing when the queue is empty.
+# While the CPU image builds with the engine's cgroup boosted (prioritize_builds), a scenario without engine images
+# would get a sliver of the CPU and hold its lane when the CPU image is ready: none is started then.
 take() {
-  local s state rest=()
+  local s state rest=() early=""
+  [ -z "$ENGINE_CGROUP_WEIGHT" ] || [ -e "$RESULTS/image-cpu.rc" ] || early=1
   exec {lock}>"$QUEUE.lock"
   flock "$lock"
   local taken=""
   while read -r s; do
     [ -n "$s" ] || continue
-    if [ -z "$taken" ]; then
+    if [ -z "$taken" ] && { [ -z "$early" ] || uses_engine_images "$s"; }; then
       state=$(images_state "$s")
       if [ "$state" != pending ]; then taken=$s; continue; fi
     fi
@@ -103,9 +107,11 @@ failed_tasks() {
 # few scenarios run a build gets a fraction of the cores: a build step's container gets four times that share.
 # And the engine's containers share one cgroup, which weighs as much as one busy process outside it (pytest, the
 # sanity tests, each ansible-playbook of a scenario): measured on 2 cores beside the unit tests and two scenarios, the
-# CPU image's compile got 8 of 59 CPU-seconds; with the engine's cgroup at 16 times its weight, 50 of 59. So while the
-# builds run the engine's cgroup gets that weight (cgroup v1 cpu.shares or v2 cpu.weight, when this user may write
-# it), and its own weight back when they end. Runs until the PIDs given have ended.
+# CPU image's compile got 8 of 59 CPU-seconds; with the engine's cgroup at 16 times its weight, 50 of 59. So the
+# engine's cgroup gets 16 times its weight until the CPU image is built (three of the four longest scenarios wait for
+# it, and the Vulkan image is built after it), then 4 times while the other images build (the scenarios then running
+# must not stall behind the Vulkan image, which only the last scenario serves), and its own weight back when they end
+# (cgroup v1 cpu.shares or v2 cpu.weight, when this user may write it). Runs until the PIDs given have ended.
 ENGINE_CGROUP_WEIGHT="" ENGINE_CGROUP_DEFAULT=""
 for f in /sys/fs/cgroup/cpu/docker/cpu.shares:1024 /sys/fs/cgroup/cpu,cpuacct/docker/cpu.shares:1024 \
          /sys/fs/cgroup/docker/cpu.weight:100; do
@@ -113,17 +119,20 @@ for f in /sys/fs/cgroup/cpu/docker/cpu.shares:1024 /sys/fs/cgroup/cpu,cpuacct/do
 done
 
 prioritize_builds() {
-  local id command weight boost
+  local id command weight="" boost set=""
   local -A boosted=()
   if [ -n "$ENGINE_CGROUP_WEIGHT" ]; then
-    weight=$(cat "$ENGINE_CGROUP_WEIGHT") boost=$(( ENGINE_CGROUP_DEFAULT * 16 ))
-    # A run stopped before it gave the weight back left the boost: the default is given back then.
-    [ "$weight" != "$boost" ] || weight=$ENGINE_CGROUP_DEFAULT
+    weight=$(cat "$ENGINE_CGROUP_WEIGHT")
+    # A run stopped before it gave the weight back left a boost: the default is given back then.
+    case $weight in $(( ENGINE_CGROUP_DEFAULT * 16 ))|$(( ENGINE_CGROUP_DEFAULT * 4 ))) weight=$ENGINE_CGROUP_DEFAULT ;; esac
     trap 'echo "$weight" >"$ENGINE_CGROUP_WEIGHT" 2>/dev/null' EXIT
     trap 'exit 1' INT TERM
-    echo "$boost" >"$ENGINE_CGROUP_WEIGHT" 2>/dev/null || true
   fi
   while kill -0 "$@" 2>/dev/null; do
+    if [ -n "$weight" ]; then
+      if [ -e "$RESULTS/image-cpu.rc" ]; then boost=$(( weight * 4 )); else boost=$(( weight * 16 )); fi
+      [ "$boost" = "$set" ] || { echo "$boost" >"$ENGINE_CGROUP_WEIGHT" 2>/dev/null; set=$boost; }
+    fi
     while read -r id command; do
       # Build steps run "/bin/sh -c ..."; test hosts run /sbin/init. Each container is updated once.
       case $command in
