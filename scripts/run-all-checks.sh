@@ -9,9 +9,9 @@
 #   (mostly disk work);
 # - `make check-cuda` compiles beside everything, at a low priority, for sm_121 (GB10; `make check-cuda` adds sm_90);
 # - two lanes take the scenarios from one queue, longest first: a scenario that serves an engine image
-#   is taken once that image is built (or is marked not run when its build failed). One lane first runs the
-#   lint, sanity and unit checks, the other takes scenarios at once (only once the CPU image is built when
-#   prioritize_builds can boost the builds).
+#   is taken once that image is built (or is marked not run when its build failed). When prioritize_builds can
+#   boost the builds, both lanes wait for the CPU image and the lint, sanity and unit checks run beside them;
+#   otherwise one lane takes scenarios at once and the other first runs those checks.
 # Each scenario's output goes to .cache/results/molecule-<name>.log; the end of a failed one is printed at the end.
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
@@ -172,8 +172,8 @@ if stage setup make --no-print-directory venv docker images inputs; then
   for s in "${order[@]}"; do [ -f "molecule/$s/molecule.yml" ] && echo "$s"; done >"$QUEUE"
   stage check-cuda scripts/check-cuda.sh 121 >"$RESULTS/check-cuda-stage.log" 2>&1 &
   check_cuda=$!
-  lane 2 &
-  lane2=$!
+  # The checks that need no engine run beside the two lanes, which wait for the CPU image when the builds are boosted:
+  # so that both lanes take the longest scenarios as soon as it is built.
   (
     stage yamllint make --no-print-directory yamllint
     stage ansible-lint make --no-print-directory ansible-lint
@@ -181,9 +181,12 @@ if stage setup make --no-print-directory venv docker images inputs; then
     stage docs make --no-print-directory docs-lint
     stage sanity make --no-print-directory sanity
     stage unit make --no-print-directory unit
-    lane 1
-  )
-  wait "$lane2"
+  ) &
+  checks=$!
+  lane 2 &
+  lane2=$!
+  if [ -n "$ENGINE_CGROUP_WEIGHT" ]; then lane 1; else wait "$checks"; lane 1; fi
+  wait "$checks" "$lane2"
   wait "$check_cuda"
   cat "$RESULTS/check-cuda-stage.log"
   wait "$engine_images" "$vllm_image"
