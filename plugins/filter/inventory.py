@@ -264,12 +264,24 @@ def inventory_errors(variables):
         known, value = _read(variables, name) if name in names else (False, None)
         if known and _validate.absolute_path_error(value):
             errors.append(f"{name} {_validate.absolute_path_error(value)}")
+    if "gpufleet_bundle_image_timeout" in names:
+        known, value = _read(variables, "gpufleet_bundle_image_timeout")
+        if known and not _whole_seconds(value):
+            errors.append(f"gpufleet_bundle_image_timeout must be a whole number of seconds, at least 1, such as 3600 "
+                          f"{_validate.got(value)}")
     if "gpufleet_bench" in names:
         known, value = _read(variables, "gpufleet_bench")
         errors += inference_bench_errors(value) if known else []
     errors += _rollout_errors(variables, names)
     errors += _role_variable_errors(variables, names, SITE_ROLES)
     return errors
+
+
+def _whole_seconds(value):
+    """A count of seconds given in YAML (an integer) or on the command line (-e NAME=600, a string)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _percentage_error(value):

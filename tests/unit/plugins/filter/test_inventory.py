@@ -50,6 +50,14 @@ def test_an_offline_bundle_and_its_host_copy_are_absolute_paths():
         "gpufleet_bundle_host_dir must be an absolute path such as /opt/gpufleet/models (got 'b')"]
 
 
+def test_the_bundle_load_timeout_is_a_whole_number_of_seconds():
+    assert inventory_errors({"gpufleet_bundle_image_timeout": 7200}) == []
+    assert inventory_errors({"gpufleet_bundle_image_timeout": "600"}) == []
+    for value in (0, -5, "1h", 1.5, True, None):
+        assert inventory_errors({"gpufleet_bundle_image_timeout": value}) == [
+            f"gpufleet_bundle_image_timeout must be a whole number of seconds, at least 1, such as 3600 (got {value!r})"]
+
+
 def test_a_misspelt_role_variable_is_refused_with_the_variable_it_meant():
     assert inventory_errors({"llamacpp_image_cuda_arch": "121"}) == [
         "llamacpp_image_cuda_arch is not a variable of the llamacpp_image role "
