@@ -188,7 +188,8 @@ if stage setup make --no-print-directory venv docker images inputs; then
   checks=$!
   lane 2 &
   lane2=$!
-  if [ -n "$ENGINE_CGROUP_WEIGHT" ]; then lane 1; else wait "$checks"; lane 1; fi
+  [ -n "$ENGINE_CGROUP_WEIGHT" ] || wait "$checks"
+  lane 1
   wait "$checks" "$lane2"
   wait "$check_cuda"
   cat "$RESULTS/check-cuda-stage.log"
